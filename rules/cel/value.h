@@ -195,6 +195,8 @@ class Value {
   static Value Bytes(absl::string_view b);
   static Value String(std::string&& s);
   static Value Bytes(std::string&& b);
+  static Value String(const char* s) { return String(absl::string_view(s)); }
+  static Value Bytes(const char* b) { return Bytes(absl::string_view(b)); }
 
   // Borrowed containers: `list` / `map` must outlive the Value and its copies.
   static Value BorrowedList(const ListValue* list);
