@@ -35,19 +35,22 @@ Value ToUint(const Value& v);
 // double(): from double, int, uint, string (decimal or exponent form,
 // "NaN", "Infinity", "-Infinity").
 Value ToDouble(const Value& v);
-// string(): from string, int, uint, double (shortest round-trip form, e.g.
-// 1.5 -> "1.5", 1e100 -> "1e+100"), bool, bytes (must be valid UTF-8),
-// timestamp (RFC 3339, as FormatTimestamp), duration (as FormatDuration).
+// string(): from string, int, uint, double (as FormatDouble), bool, bytes
+// (must be valid UTF-8, else "invalid UTF-8"), timestamp (as
+// TimestampToString), duration (as DurationToString).
 Value ToString(const Value& v);
 // bytes(): from bytes, string (UTF-8 encoding).
 Value ToBytes(const Value& v);
-// bool(): from bool, string ("true", "false", "True", "TRUE", "t", "1", ...
-// as CEL's strconv-compatible list).
+// bool(): from bool, string (exactly Go's strconv.ParseBool set, as cel-go:
+// "1", "t", "T", "true", "TRUE", "True" and "0", "f", "F", "false", "FALSE",
+// "False").
 Value ToBool(const Value& v);
-// timestamp(): from timestamp, string (RFC 3339), int (Unix seconds).
+// timestamp(): from timestamp, string (RFC 3339, as ParseTimestamp), int
+// (Unix seconds). Results outside CEL's range are "timestamp out of range".
 Value ToTimestamp(const Value& v);
-// duration(): from duration, string ("1h30m", "1.5s", "-2m", "300ms",
-// "1us", "1ns").
+// duration(): from duration, string (as ParseDuration: "1h30m", "1.5s",
+// "-2m", "300ms", "1us", "1ns"). Results outside CEL's range are "duration
+// out of range".
 Value ToDuration(const Value& v);
 // dyn(x) is the identity and type(x) is Value::TypeOf(x.kind()): handled by
 // the evaluator.
@@ -67,11 +70,15 @@ Value MatchesCompiled(const Value& s, const re2::RE2& pattern);
 // Compiles a pattern with the options Matches() uses; an error names the
 // pattern and RE2's complaint. Patterns are limited in size (RE2 max_mem) so
 // a pathological pattern fails to compile instead of exhausting memory.
-absl::StatusOr<std::unique_ptr<re2::RE2>> CompileRegex(absl::string_view pattern);
+absl::StatusOr<std::unique_ptr<re2::RE2>> CompileRegex(
+    absl::string_view pattern);
 
 // ---- Timestamps and durations ------------------------------------------
 // Arithmetic with CEL's range checks ("timestamp out of range",
-// "duration out of range" / "integer overflow").
+// "duration out of range"). A duration result must fit in int64 nanoseconds
+// (see Duration in value.h), so the difference of two valid timestamps more
+// than about 292 years apart is "duration out of range", as in cel-go and the
+// conformance tests (timestamp_range/sub_time_duration_over, _under).
 Value AddTimestampDuration(Timestamp t, Duration d);
 Value SubtractTimestampDuration(Timestamp t, Duration d);
 Value SubtractTimestamps(Timestamp a, Timestamp b);  // -> duration
@@ -105,16 +112,41 @@ Value TimestampField(TimeField field, Timestamp t, const Value* tz);
 Value DurationField(TimeField field, Duration d);
 
 // Parsing and formatting, as used by the conversions and by JSON encodings.
-// RFC 3339 with optional fraction and offset; output in UTC with "Z" and a
-// fraction of 0, 3, 6 or 9 digits as needed (the protobuf JSON convention):
-// "2009-02-13T23:31:30Z", "2009-02-13T23:31:30.500Z".
+//
+// ParseTimestamp: RFC 3339 date-time, "YYYY-MM-DDTHH:MM:SS[.f](Z|+HH:MM)",
+// 'T'/'t' and 'Z'/'z' alike, a fraction of 1 to 9 digits, no leap second.
+// Malformed text is InvalidArgument; a valid date outside 0001..9999 (after
+// applying the offset) is OutOfRange ("timestamp out of range: ...").
 absl::StatusOr<Timestamp> ParseTimestamp(absl::string_view text);
+// UTC with "Z" and a fraction of 0, 3, 6 or 9 digits as needed (the protobuf
+// JSON convention): "2009-02-13T23:31:30Z", "2009-02-13T23:31:30.500Z".
+// (ValueToJson uses TimestampToString instead.)
 std::string FormatTimestamp(Timestamp t);
-// Go-style durations for parsing ("1h2m3.5s", "-1.5h", "100ms"); output in
-// seconds with the protobuf JSON convention: "1.5s", "-0.000000001s", "3600s".
+// CEL's string(timestamp), as cel-go (Go's RFC3339Nano): UTC with "Z" and
+// the fewest fraction digits, "2009-02-13T23:31:30.5Z". Also the JSON form
+// written by ValueToJson.
+std::string TimestampToString(Timestamp t);
+// Go's time.ParseDuration syntax: an optional sign, then one or more
+// decimal numbers with optional fraction and a unit (h, m, s, ms, us, µs,
+// ns): "1h2m3.5s", "-1.5h", "100ms"; or "0". Computed exactly (fractions
+// truncate below 1ns). Malformed text is InvalidArgument; beyond CEL's range
+// (int64 nanoseconds, [kMinDurationNanos, kMaxDurationNanos], about +-292
+// years: "-9223372036854775808ns" is valid, "320000000000s" is not) is
+// OutOfRange ("duration out of range: ...").
 absl::StatusOr<Duration> ParseDuration(absl::string_view text);
+// Seconds with a fraction of 0, 3, 6 or 9 digits (the protobuf JSON
+// convention): "1.500s", "-0.000000001s", "3600s". (ValueToJson uses
+// DurationToString instead.)
 std::string FormatDuration(Duration d);
-// Shortest representation that round-trips, in CEL's string(double) form.
+// CEL's string(duration), as cel-go: seconds with the fewest fraction
+// digits, "1.5s", "-0.000000001s", "3600s". Also the JSON form written by
+// ValueToJson.
+std::string DurationToString(Duration d);
+// CEL's string(double), as cel-go (Go's strconv.FormatFloat(d, 'g', -1, 64)):
+// the shortest digits that round-trip, in exponent form (at least two
+// exponent digits) when the decimal exponent is < -4 or >= 6: "1", "1.5",
+// "-0.0045", "123456", "1e+06", "1.234567e+06", "1e-05", "1e+100", "NaN",
+// "+Inf", "-Inf".
 std::string FormatDouble(double d);
 
 // Validates UTF-8 (used for string(bytes) and for inputs from hosts).

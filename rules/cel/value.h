@@ -89,8 +89,12 @@ struct Timestamp {
 };
 
 // A signed span of time: seconds plus nanoseconds with the same sign as
-// seconds (or zero), |nanos| <= 999999999. CEL's valid range is
-// +-315576000000 seconds (about 10,000 years).
+// seconds (or zero), |nanos| <= 999999999. CEL's valid range is cel-go's
+// (Go's time.Duration): whatever fits in int64 nanoseconds,
+// [kMinDurationNanos, kMaxDurationNanos], about +-292 years, i.e.
+// -9223372036.854775808s to 9223372036.854775807s. This is narrower than
+// google.protobuf.Duration's +-315576000000s: the difference of the two
+// extreme timestamps (about 9999 years) is "duration out of range".
 struct Duration {
   int64_t seconds = 0;
   int32_t nanos = 0;
@@ -99,7 +103,14 @@ struct Duration {
 
 inline constexpr int64_t kMinTimestampSeconds = -62135596800;  // 0001-01-01
 inline constexpr int64_t kMaxTimestampSeconds = 253402300799;  // 9999-12-31
-inline constexpr int64_t kMaxDurationSeconds = 315576000000;
+// The valid duration range in nanoseconds, inclusive (see Duration):
+// -9223372036.854775808s and 9223372036.854775807s.
+inline constexpr int64_t kMinDurationNanos = INT64_MIN;
+inline constexpr int64_t kMaxDurationNanos = INT64_MAX;
+// The largest whole number of seconds in range, of either sign:
+// +-kMaxDurationSeconds (9223372036s) are valid, one more second is not. The
+// exact bounds are the nanosecond constants above.
+inline constexpr int64_t kMaxDurationSeconds = kMaxDurationNanos / 1000000000;
 
 class Value {
  public:
