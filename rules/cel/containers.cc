@@ -73,6 +73,32 @@ KeyRep ToKeyRep(const Value& v) {
 
 constexpr size_t kLinearSearchMax = 8;
 
+// memcmp(a, b, n) == 0 without a library call for the short strings field
+// names are: two overlapping word loads per side cover 4..16 bytes.
+inline bool ShortBytesEqual(const char* a, const char* b, size_t n) {
+  if (n > 16) return std::memcmp(a, b, n) == 0;
+  if (n >= 8) {
+    uint64_t a1, b1, a2, b2;
+    std::memcpy(&a1, a, 8);
+    std::memcpy(&b1, b, 8);
+    std::memcpy(&a2, a + n - 8, 8);
+    std::memcpy(&b2, b + n - 8, 8);
+    return ((a1 ^ b1) | (a2 ^ b2)) == 0;
+  }
+  if (n >= 4) {
+    uint32_t a1, b1, a2, b2;
+    std::memcpy(&a1, a, 4);
+    std::memcpy(&b1, b, 4);
+    std::memcpy(&a2, a + n - 4, 4);
+    std::memcpy(&b2, b + n - 4, 4);
+    return ((a1 ^ b1) | (a2 ^ b2)) == 0;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::Status VectorMap::Insert(Value key, Value value) {
@@ -133,17 +159,32 @@ bool VectorMap::Find(const Value& key, Value* value) const {
 }
 
 bool VectorMap::FindString(absl::string_view key, Value* value) const {
+  const Value* found = FindStringRef(key, nullptr);
+  if (found == nullptr) return false;
+  *value = *found;
+  return true;
+}
+
+const Value* VectorMap::FindStringRef(absl::string_view key, Value*) const {
   if (index_.empty()) {
     for (size_t i = 0; i < keys_.size(); ++i) {
       const Value& k = keys_[i];
-      if (k.IsString() && k.string_value() == key) {
-        *value = values_[i];
-        return true;
+      if (!k.IsString()) continue;
+      const absl::string_view s = k.string_value();
+      if (s.size() == key.size() && ShortBytesEqual(s.data(), key.data(), s.size())) {
+        return &values_[i];
       }
     }
-    return false;
+    return nullptr;
   }
-  return Find(Value::BorrowedString(key), value);
+  const KeyRep want = ToKeyRep(Value::BorrowedString(key));
+  size_t mask = index_.size() - 1;
+  for (size_t slot = absl::HashOf(want) & mask; index_[slot] != 0;
+       slot = (slot + 1) & mask) {
+    size_t i = index_[slot] - 1;
+    if (ToKeyRep(keys_[i]) == want) return &values_[i];
+  }
+  return nullptr;
 }
 
 }  // namespace tappa::cel

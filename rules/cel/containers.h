@@ -46,6 +46,9 @@ class VectorMap final : public MapValue {
   size_t size() const override { return keys_.size(); }
   bool Find(const Value& key, Value* value) const override;
   bool FindString(absl::string_view key, Value* value) const override;
+  // Never uses `scratch`: returns the address of the stored value.
+  const Value* FindStringRef(absl::string_view key,
+                             Value* scratch) const override;
   Value KeyAt(size_t index) const override { return keys_[index]; }
   Value ValueAt(size_t index) const override { return values_[index]; }
 

@@ -326,6 +326,15 @@ class MapValue : public RefCounted {
   virtual bool FindString(absl::string_view key, Value* value) const {
     return Find(Value::BorrowedString(key), value);
   }
+  // Like FindString, but returns the value's address instead of a copy, so
+  // the evaluator can select fields without touching reference counts: the
+  // address of a Value this map stores (valid while the map lives,
+  // unchanged), or `scratch` after FindString filled it (maps that compute
+  // their values). Null when absent. Maps storing Values should override it.
+  virtual const Value* FindStringRef(absl::string_view key,
+                                     Value* scratch) const {
+    return FindString(key, scratch) ? scratch : nullptr;
+  }
   // Entries in a stable order (insertion order for maps built by literals).
   // Requires index < size().
   virtual Value KeyAt(size_t index) const = 0;

@@ -1,0 +1,229 @@
+// tappa-server: journey tracking and next-best-action over gRPC, contact
+// state in Redis, Prometheus metrics. See README.md for configuration.
+#include <signal.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "prometheus/exposer.h"
+#include "rules/ruleset/loader.h"
+#include "server/metrics/metrics.h"
+#include "server/redis/redis_client.h"
+#include "server/redis/redis_url.h"
+#include "server/service/decision_service.h"
+#include "server/service/journey_service.h"
+#include "server/service/runtime.h"
+#include "server/store/contact_store.h"
+
+ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051",
+          "Address for the gRPC API (host:port). Listening beyond loopback will "
+          "require authentication (a later version).");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Address for Prometheus metrics, served at http://<address>/metrics.");
+ABSL_FLAG(std::string, redis_url, "redis://127.0.0.1:6379",
+          "Redis to keep contact state in: redis://[[user]:password@]host:port[/db] "
+          "or unix:///path/to/socket[?db=N]. Passwords are never printed.");
+ABSL_FLAG(std::string, rules, "", "Path of the ruleset (YAML; see rules/README.md).");
+ABSL_FLAG(absl::Duration, decision_budget, absl::Milliseconds(20),
+          "The time a NextBestAction may take when the client sets no deadline; past "
+          "it the answer is the placement's fallback, flagged degraded.");
+ABSL_FLAG(absl::Duration, write_budget, absl::Seconds(5),
+          "The time an event or contact read may take when the client sets no deadline.");
+ABSL_FLAG(int, redis_connections, 2, "Pipelined connections to Redis.");
+ABSL_FLAG(int, shards, tappa::server::kDefaultShards,
+          "Contact shards (fixed for the life of a deployment: changing it orphans data).");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "On SIGTERM, how long in-flight calls may take to finish.");
+
+namespace tappa::server {
+namespace {
+
+bool IsLoopback(const std::string& address) {
+  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
+         absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:");
+}
+
+int Run() {
+  const std::string grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
+  if (!IsLoopback(grpc_listen)) {
+    std::cerr << "tappa-server: --grpc_listen=" << grpc_listen
+              << " is beyond loopback; this version has no authentication, so it only "
+                 "listens on loopback addresses (127.0.0.1, [::1], localhost)\n";
+    return 2;
+  }
+  const std::string rules_path = absl::GetFlag(FLAGS_rules);
+  if (rules_path.empty()) {
+    std::cerr << "tappa-server: --rules is required (e.g. rules/examples/retail.yaml)\n";
+    return 2;
+  }
+  absl::StatusOr<std::shared_ptr<const ruleset::Ruleset>> loaded =
+      ruleset::LoadRulesetFile(rules_path);
+  if (!loaded.ok()) {
+    std::cerr << "tappa-server: the ruleset is invalid:\n";
+    for (const std::string& line : ruleset::ErrorLines(loaded.status())) {
+      std::cerr << "  " << line << "\n";
+    }
+    return 1;
+  }
+  absl::StatusOr<std::shared_ptr<const ServingRuleset>> serving =
+      ServingRuleset::Create(*loaded);
+  if (!serving.ok()) {
+    std::cerr << "tappa-server: " << serving.status().message() << "\n";
+    return 1;
+  }
+  absl::StatusOr<RedisEndpoint> endpoint = ParseRedisUrl(absl::GetFlag(FLAGS_redis_url));
+  if (!endpoint.ok()) {
+    std::cerr << "tappa-server: --" << endpoint.status().message() << "\n";
+    return 2;
+  }
+  int shards = absl::GetFlag(FLAGS_shards);
+  if (shards < 1 || shards > 9999) {
+    std::cerr << "tappa-server: --shards must be 1-9999\n";
+    return 2;
+  }
+
+  Metrics metrics;
+  metrics.InstallRuleset(**loaded);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(absl::GetFlag(FLAGS_metrics_listen));
+  } catch (const std::exception& e) {
+    std::cerr << "tappa-server: cannot serve metrics on --metrics_listen="
+              << absl::GetFlag(FLAGS_metrics_listen) << ": " << e.what() << "\n";
+    return 1;
+  }
+  exposer->RegisterCollectable(metrics.registry());
+
+  RedisClient::Options redis_options;
+  redis_options.endpoint = *endpoint;
+  redis_options.connections = absl::GetFlag(FLAGS_redis_connections);
+  redis_options.observer = [&metrics](absl::string_view command, absl::Duration latency,
+                                      bool ok) { metrics.RecordRedis(command, latency, ok); };
+  absl::StatusOr<std::unique_ptr<RedisClient>> redis =
+      RedisClient::Start(std::move(redis_options));
+  if (!redis.ok()) {
+    std::cerr << "tappa-server: " << redis.status().message() << "\n";
+    return 1;
+  }
+  if (!(*redis)->WaitConnected(absl::Seconds(2))) {
+    // Not fatal: the server starts NOT_SERVING and connects when Redis comes.
+    std::cerr << "tappa-server: warning: Redis at " << endpoint->Redacted()
+              << " is not answering yet: " << (*redis)->last_error().message() << "\n";
+  }
+
+  ContactStore store(redis->get(), shards);
+  RealClock clock;
+  RulesetHolder rulesets;
+  rulesets.Set(*serving);
+  Runtime runtime;
+  runtime.clock = &clock;
+  runtime.rulesets = &rulesets;
+  runtime.store = &store;
+  runtime.metrics = &metrics;
+  runtime.decision_budget = absl::GetFlag(FLAGS_decision_budget);
+  runtime.write_budget = absl::GetFlag(FLAGS_write_budget);
+
+  JourneyServiceImpl journey(runtime);
+  DecisionServiceImpl decision(runtime);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(grpc_listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&journey);
+  builder.RegisterService(&decision);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::cerr << "tappa-server: cannot listen on --grpc_listen=" << grpc_listen << "\n";
+    return 1;
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+
+  // Health: SERVING only while Redis answers and a ruleset is loaded.
+  // Contacts per phase: summed from the shards every few seconds.
+  absl::Notification stop;
+  std::thread background([&] {
+    absl::Time next_count = absl::InfinitePast();
+    while (!stop.HasBeenNotified()) {
+      absl::StatusOr<RedisReply> pong = RedisCommandSync(**redis, {"PING"}, absl::Seconds(1));
+      bool serving_now = pong.ok() && !pong->is_error() && rulesets.Get() != nullptr;
+      for (const char* service : {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService"}) {
+        health->SetServingStatus(service, serving_now);
+      }
+      if (serving_now && absl::Now() >= next_count) {
+        next_count = absl::Now() + absl::Seconds(10);
+        absl::Notification counted;
+        store.CountPhases(absl::Now() + absl::Seconds(5),
+                          [&](absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> c) {
+                            if (c.ok()) {
+                              std::vector<std::pair<std::string, int64_t>> known;
+                              const auto& rs = *rulesets.Get()->ruleset;
+                              for (auto& [phase, n] : *c) {
+                                if (rs.FindPhase(phase) >= 0) known.emplace_back(phase, n);
+                              }
+                              metrics.SetContactsPerPhase(known);
+                            }
+                            counted.Notify();
+                          });
+        counted.WaitForNotification();
+      }
+      stop.WaitForNotificationWithTimeout(absl::Milliseconds(500));
+    }
+  });
+
+  std::cout << "tappa-server: serving gRPC on " << grpc_listen << ", metrics on http://"
+            << absl::GetFlag(FLAGS_metrics_listen) << "/metrics, Redis "
+            << endpoint->Redacted() << ", ruleset " << rules_path << " (version "
+            << (*loaded)->version.substr(0, 12) << ")" << std::endl;
+
+  // Wait for SIGTERM or SIGINT (blocked in every thread, taken here).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cout << "tappa-server: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+            << ": draining in-flight calls" << std::endl;
+  for (const char* service : {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService"}) {
+    health->SetServingStatus(service, false);
+  }
+  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_shutdown_grace)));
+  server->Wait();
+  stop.Notify();
+  background.join();
+  redis->reset();
+  std::cout << "tappa-server: stopped" << std::endl;
+  return 0;
+}
+
+}  // namespace
+}  // namespace tappa::server
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread starts, so only sigwait sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  absl::SetProgramUsageMessage(
+      "Tappa: real-time journey tracking and next-best-action over gRPC.\n"
+      "  tappa-server --rules=rules/examples/retail.yaml [--redis_url=...]");
+  absl::ParseCommandLine(argc, argv);
+  return tappa::server::Run();
+}

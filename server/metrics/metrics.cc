@@ -1,0 +1,227 @@
+#include "server/metrics/metrics.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace tappa::server {
+namespace {
+
+constexpr absl::string_view kCodeNames[17] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+// Latency buckets from 100 µs to 5 s: the interesting range of a server
+// that answers in about a millisecond.
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+          0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
+}
+
+}  // namespace
+
+absl::string_view MethodName(Method m) {
+  switch (m) {
+    case Method::kTrackEvent:
+      return "tappa.v1.JourneyService/TrackEvent";
+    case Method::kTrackEvents:
+      return "tappa.v1.JourneyService/TrackEvents";
+    case Method::kGetContact:
+      return "tappa.v1.JourneyService/GetContact";
+    case Method::kDeleteContact:
+      return "tappa.v1.JourneyService/DeleteContact";
+    case Method::kNextBestAction:
+      return "tappa.v1.DecisionService/NextBestAction";
+    case Method::kHealthCheck:
+      return "grpc.health.v1.Health/Check";
+    case Method::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+struct Metrics::RulesetSeries {
+  std::vector<prometheus::Counter*> events;       // by channel
+  std::vector<prometheus::Counter*> transitions;  // from * phases + to
+  size_t phases = 0;
+  // decisions[placement][action] (null when the action is not on it).
+  std::vector<std::vector<prometheus::Counter*>> decisions;
+  std::vector<std::array<prometheus::Counter*, 2>> degraded;  // by placement
+  prometheus::Gauge* info = nullptr;
+};
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  requests_ = &prometheus::BuildCounter()
+                   .Name("tappa_grpc_requests_total")
+                   .Help("gRPC requests handled, by method and status code.")
+                   .Register(*registry_);
+  latency_ = &prometheus::BuildHistogram()
+                  .Name("tappa_grpc_request_duration_seconds")
+                  .Help("Time from receiving a gRPC request to finishing it, by method.")
+                  .Register(*registry_);
+  events_ = &prometheus::BuildCounter()
+                 .Name("tappa_events_total")
+                 .Help("Events applied (not counting duplicates), by channel.")
+                 .Register(*registry_);
+  transitions_ = &prometheus::BuildCounter()
+                      .Name("tappa_phase_transitions_total")
+                      .Help("Journey phase changes, by previous and new phase.")
+                      .Register(*registry_);
+  decisions_ = &prometheus::BuildCounter()
+                    .Name("tappa_decisions_total")
+                    .Help("Actions returned by NextBestAction, by placement and action.")
+                    .Register(*registry_);
+  degraded_ = &prometheus::BuildCounter()
+                   .Name("tappa_decisions_degraded_total")
+                   .Help("NextBestAction answers that fell back because the contact "
+                         "could not be read in time, by placement and reason.")
+                   .Register(*registry_);
+  rule_errors_family_ = &prometheus::BuildCounter()
+                             .Name("tappa_rule_errors_total")
+                             .Help("Rule conditions that evaluated to an error (counted "
+                                   "as false).")
+                             .Register(*registry_);
+  rule_errors_ = &rule_errors_family_->Add({});
+  redis_latency_ = &prometheus::BuildHistogram()
+                        .Name("tappa_redis_command_duration_seconds")
+                        .Help("Redis round trips, by first command.")
+                        .Register(*registry_);
+  redis_errors_ = &prometheus::BuildCounter()
+                       .Name("tappa_redis_errors_total")
+                       .Help("Redis commands that failed (transport, timeout or "
+                             "error reply), by first command.")
+                       .Register(*registry_);
+  ruleset_info_ = &prometheus::BuildGauge()
+                       .Name("tappa_ruleset_info")
+                       .Help("The loaded ruleset: 1 for the version being served.")
+                       .Register(*registry_);
+  contacts_ = &prometheus::BuildGauge()
+                   .Name("tappa_contacts")
+                   .Help("Contacts per journey phase (summed over the shards, refreshed "
+                         "periodically).")
+                   .Register(*registry_);
+
+  for (size_t m = 0; m < static_cast<size_t>(Method::kCount); ++m) {
+    std::string method(MethodName(static_cast<Method>(m)));
+    latencies_[m] = &latency_->Add({{"method", method}}, LatencyBuckets());
+    for (size_t c = 0; c < 17; ++c) {
+      request_counters_[m][c] =
+          &requests_->Add({{"method", method}, {"code", std::string(kCodeNames[c])}});
+    }
+  }
+  for (const char* command : {"HGETALL", "HGET", "EVALSHA", "EVAL", "LRANGE", "PING", "AUTH",
+                              "other"}) {
+    redis_.push_back({command, &redis_latency_->Add({{"command", command}}, LatencyBuckets()),
+                      &redis_errors_->Add({{"command", command}})});
+  }
+  redis_other_ = &redis_.back();
+}
+
+void Metrics::InstallRuleset(const ruleset::Ruleset& rs) {
+  absl::MutexLock lock(&mu_);
+  auto series = std::make_shared<RulesetSeries>();
+  for (const auto& channel : rs.channels) {
+    series->events.push_back(&events_->Add({{"channel", channel.id}}));
+  }
+  series->phases = rs.phases.size();
+  for (const auto& from : rs.phases) {
+    for (const auto& to : rs.phases) {
+      series->transitions.push_back(&transitions_->Add({{"from", from.id}, {"to", to.id}}));
+    }
+  }
+  series->decisions.resize(rs.placements.size());
+  for (auto& row : series->decisions) row.assign(rs.actions.size(), nullptr);
+  for (size_t a = 0; a < rs.actions.size(); ++a) {
+    for (int p : rs.actions[a].placements) {
+      series->decisions[p][a] = &decisions_->Add(
+          {{"placement", rs.placements[p].id}, {"action", rs.actions[a].id}});
+    }
+  }
+  for (const auto& p : rs.placements) {
+    series->degraded.push_back(
+        {&degraded_->Add({{"placement", p.id}, {"reason", "store_unavailable"}}),
+         &degraded_->Add({{"placement", p.id}, {"reason", "store_timeout"}})});
+  }
+  std::shared_ptr<const RulesetSeries> old = std::atomic_load(&series_);
+  if (old != nullptr) old->info->Set(0);
+  series->info = &ruleset_info_->Add({{"version", rs.version}});
+  series->info->Set(1);
+  std::atomic_store(&series_, std::shared_ptr<const RulesetSeries>(std::move(series)));
+}
+
+void Metrics::RecordRequest(Method method, int code, absl::Duration latency) {
+  size_t m = static_cast<size_t>(method);
+  if (m >= static_cast<size_t>(Method::kCount)) return;
+  if (code < 0 || code > 16) code = 2;  // UNKNOWN
+  request_counters_[m][code]->Increment();
+  latencies_[m]->Observe(absl::ToDoubleSeconds(latency));
+}
+
+void Metrics::RecordEvent(int channel) {
+  auto s = std::atomic_load(&series_);
+  if (s && channel >= 0 && channel < static_cast<int>(s->events.size())) {
+    s->events[channel]->Increment();
+  }
+}
+
+void Metrics::RecordTransition(int from, int to) {
+  auto s = std::atomic_load(&series_);
+  size_t n = s ? s->phases : 0;
+  if (from >= 0 && to >= 0 && static_cast<size_t>(from) < n && static_cast<size_t>(to) < n) {
+    s->transitions[from * n + to]->Increment();
+  }
+}
+
+void Metrics::RecordDecision(int placement, int action) {
+  auto s = std::atomic_load(&series_);
+  if (s && placement >= 0 && placement < static_cast<int>(s->decisions.size()) &&
+      action >= 0 && action < static_cast<int>(s->decisions[placement].size()) &&
+      s->decisions[placement][action] != nullptr) {
+    s->decisions[placement][action]->Increment();
+  }
+}
+
+void Metrics::RecordFallback(int placement, DegradedReason reason) {
+  auto s = std::atomic_load(&series_);
+  if (s && placement >= 0 && placement < static_cast<int>(s->degraded.size())) {
+    s->degraded[placement][static_cast<size_t>(reason)]->Increment();
+  }
+}
+
+void Metrics::RecordRuleError() { rule_errors_->Increment(); }
+
+void Metrics::RecordRedis(absl::string_view command, absl::Duration latency, bool ok) {
+  RedisSeries* s = redis_other_;
+  for (RedisSeries& r : redis_) {
+    if (r.command == command) {
+      s = &r;
+      break;
+    }
+  }
+  s->latency->Observe(absl::ToDoubleSeconds(latency));
+  if (!ok) s->errors->Increment();
+}
+
+void Metrics::SetContactsPerPhase(
+    const std::vector<std::pair<std::string, int64_t>>& counts) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [phase, n] : counts) {
+    contacts_->Add({{"phase", phase}}).Set(static_cast<double>(n));
+  }
+}
+
+}  // namespace tappa::server

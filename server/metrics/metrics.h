@@ -1,0 +1,104 @@
+// The server's Prometheus metrics. Label values come only from sets the
+// ruleset or the server bounds (method, status code, channel, placement,
+// action id, phase, Redis command); never a contact id or a free-form event
+// type. With P phases, C channels, L placements, A actions and N
+// (placement, action) pairs, the series are at most:
+//   requests 6 methods x 17 codes; latency 6 x (buckets + 2);
+//   events C; transitions P x P; decisions N + L fallbacks; degraded L x 2;
+//   contacts P; redis commands 8 x (buckets + 3); ruleset info 1.
+//
+// Thread safety: every method is thread-safe. Series are created when a
+// ruleset is installed, so recording on the request path takes no lock.
+#ifndef TAPPA_SERVER_METRICS_METRICS_H_
+#define TAPPA_SERVER_METRICS_METRICS_H_
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "rules/ruleset/ruleset.h"
+
+namespace tappa::server {
+
+enum class Method : uint8_t {
+  kTrackEvent,
+  kTrackEvents,
+  kGetContact,
+  kDeleteContact,
+  kNextBestAction,
+  kHealthCheck,
+  kCount,
+};
+absl::string_view MethodName(Method m);
+
+enum class DegradedReason : uint8_t { kStoreUnavailable, kStoreTimeout };
+
+class Metrics {
+ public:
+  Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
+
+  // Creates the series of a ruleset and makes it current (the info gauge
+  // switches to its version).
+  void InstallRuleset(const ruleset::Ruleset& rs);
+
+  // `code` is a grpc::StatusCode value (0-16).
+  void RecordRequest(Method method, int code, absl::Duration latency);
+  void RecordEvent(int channel);
+  void RecordTransition(int from, int to);
+  void RecordDecision(int placement, int action);
+  void RecordFallback(int placement, DegradedReason reason);
+  void RecordRuleError();
+  void RecordRedis(absl::string_view command, absl::Duration latency, bool ok);
+  void SetContactsPerPhase(const std::vector<std::pair<std::string, int64_t>>& counts);
+
+ private:
+  struct RulesetSeries;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* latency_;
+  prometheus::Family<prometheus::Counter>* events_;
+  prometheus::Family<prometheus::Counter>* transitions_;
+  prometheus::Family<prometheus::Counter>* decisions_;
+  prometheus::Family<prometheus::Counter>* degraded_;
+  prometheus::Family<prometheus::Counter>* rule_errors_family_;
+  prometheus::Family<prometheus::Histogram>* redis_latency_;
+  prometheus::Family<prometheus::Counter>* redis_errors_;
+  prometheus::Family<prometheus::Gauge>* ruleset_info_;
+  prometheus::Family<prometheus::Gauge>* contacts_;
+
+  std::array<std::array<prometheus::Counter*, 17>, static_cast<size_t>(Method::kCount)>
+      request_counters_{};
+  std::array<prometheus::Histogram*, static_cast<size_t>(Method::kCount)> latencies_{};
+  prometheus::Counter* rule_errors_ = nullptr;
+
+  struct RedisSeries {
+    std::string command;
+    prometheus::Histogram* latency;
+    prometheus::Counter* errors;
+  };
+  std::vector<RedisSeries> redis_;  // fixed at construction
+  RedisSeries* redis_other_ = nullptr;
+
+  absl::Mutex mu_;  // serializes InstallRuleset and SetContactsPerPhase
+  std::shared_ptr<const RulesetSeries> series_;  // atomic access
+};
+
+}  // namespace tappa::server
+
+#endif  // TAPPA_SERVER_METRICS_METRICS_H_

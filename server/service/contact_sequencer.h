@@ -1,0 +1,65 @@
+// Runs tasks for the same contact one after another (in submission order)
+// and tasks for different contacts concurrently. The server uses it so that
+// its own events for one contact never race each other: optimistic-locking
+// conflicts then only come from other replicas.
+//
+// A task is started on the thread that submits it (when the contact is idle)
+// or on the thread that calls Done() for the contact's previous task. Tasks
+// must not block; each must eventually lead to exactly one Done(contact).
+//
+// Thread safety: thread-safe.
+#ifndef TAPPA_SERVER_SERVICE_CONTACT_SEQUENCER_H_
+#define TAPPA_SERVER_SERVICE_CONTACT_SEQUENCER_H_
+
+#include <deque>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+
+namespace tappa::server {
+
+class ContactSequencer {
+ public:
+  using Task = absl::AnyInvocable<void()>;
+
+  void Run(absl::string_view contact, Task task) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto [it, inserted] = waiting_.try_emplace(contact);
+      if (!inserted) {
+        it->second.push_back(std::move(task));
+        return;
+      }
+    }
+    task();
+  }
+
+  // Called when the contact's running task is finished: starts the next.
+  void Done(absl::string_view contact) {
+    Task next;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = waiting_.find(contact);
+      if (it == waiting_.end()) return;
+      if (it->second.empty()) {
+        waiting_.erase(it);
+        return;
+      }
+      next = std::move(it->second.front());
+      it->second.pop_front();
+    }
+    next();
+  }
+
+ private:
+  absl::Mutex mu_;
+  // Contacts with a running task, and what waits behind it.
+  absl::flat_hash_map<std::string, std::deque<Task>> waiting_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tappa::server
+
+#endif  // TAPPA_SERVER_SERVICE_CONTACT_SEQUENCER_H_

@@ -1,0 +1,46 @@
+// TrackEvent's core: validate, read the contact (one round trip), apply the
+// event with the rules (rules/ruleset/journey.h), write everything back in one
+// atomic conditional script, and on a version conflict re-read and
+// re-evaluate. Idempotent on (contact_id, event_id) for 7 days.
+//
+// Thread safety: thread-safe; `done` runs on a Redis loop thread or, for
+// invalid input, on the calling thread.
+#ifndef TAPPA_SERVER_SERVICE_EVENT_PROCESSOR_H_
+#define TAPPA_SERVER_SERVICE_EVENT_PROCESSOR_H_
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/service/contact_sequencer.h"
+#include "server/service/runtime.h"
+#include "tappa/v1/journey_service.pb.h"
+
+namespace tappa::server {
+
+// Attempts before a contended event gives up with ABORTED.
+inline constexpr int kMaxCommitAttempts = 32;
+// Client event times are clamped into [receive time - this, receive time].
+inline constexpr absl::Duration kEventTimeTolerance = absl::Hours(24);
+
+class EventProcessor {
+ public:
+  using Done = absl::AnyInvocable<void(absl::StatusOr<tappa::v1::TrackEventResponse>)>;
+
+  explicit EventProcessor(const Runtime& runtime) : runtime_(runtime) {}
+
+  // `deadline` bounds the whole operation (reads, retries, write).
+  void Track(const tappa::v1::TrackEventRequest& request, absl::Time deadline, Done done);
+
+ private:
+  struct Operation;
+  void Attempt(std::shared_ptr<Operation> op);
+  void Finish(std::shared_ptr<Operation> op,
+              absl::StatusOr<tappa::v1::TrackEventResponse> result);
+
+  Runtime runtime_;
+  ContactSequencer sequencer_;
+};
+
+}  // namespace tappa::server
+
+#endif  // TAPPA_SERVER_SERVICE_EVENT_PROCESSOR_H_

@@ -1,0 +1,225 @@
+#include "server/service/journey_service.h"
+
+#include <atomic>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "server/service/status_util.h"
+#include "server/service/validation.h"
+
+namespace tappa::server {
+namespace {
+
+using tappa::v1::Contact;
+
+// Finishes a unary call and records it.
+void FinishCall(grpc::ServerUnaryReactor* reactor, Metrics* metrics, Method method,
+                absl::Time start, const absl::Status& status) {
+  metrics->RecordRequest(method, static_cast<int>(status.code()), absl::Now() - start);
+  reactor->Finish(ToGrpcStatus(status));
+}
+
+google::protobuf::Value ToProtoValue(const cel::Value& v) {
+  google::protobuf::Value out;
+  switch (v.kind()) {
+    case cel::Kind::kBool:
+      out.set_bool_value(v.bool_value());
+      break;
+    case cel::Kind::kInt:
+      out.set_number_value(static_cast<double>(v.int_value()));
+      break;
+    case cel::Kind::kUint:
+      out.set_number_value(static_cast<double>(v.uint_value()));
+      break;
+    case cel::Kind::kDouble:
+      out.set_number_value(v.double_value());
+      break;
+    case cel::Kind::kString:
+      out.set_string_value(std::string(v.string_value()));
+      break;
+    case cel::Kind::kList:
+      for (size_t i = 0; i < v.list_value().size(); ++i) {
+        *out.mutable_list_value()->add_values() = ToProtoValue(v.list_value().Get(i));
+      }
+      break;
+    case cel::Kind::kMap: {
+      auto* fields = out.mutable_struct_value()->mutable_fields();
+      for (size_t i = 0; i < v.map_value().size(); ++i) {
+        cel::Value k = v.map_value().KeyAt(i);
+        if (k.IsString()) (*fields)[std::string(k.string_value())] = ToProtoValue(v.map_value().ValueAt(i));
+      }
+      break;
+    }
+    default:
+      out.set_null_value(google::protobuf::NULL_VALUE);
+  }
+  return out;
+}
+
+void FillContact(const ruleset::Ruleset& rs, const StoredContactView& view, Contact* out) {
+  const ruleset::ContactSnapshot& c = view.contact.snapshot;
+  out->set_contact_id(c.id);
+  out->set_phase(rs.phases[c.phase].id);
+  *out->mutable_phase_start_time() = TimeToProto(c.phase_since);
+  *out->mutable_create_time() = TimeToProto(c.first_seen);
+  *out->mutable_last_seen_time() = TimeToProto(c.last_seen);
+  for (const auto& [channel, t] : c.last_seen_by_channel) {
+    auto* a = out->add_channels();
+    a->set_channel(channel);
+    *a->mutable_last_seen_time() = TimeToProto(t);
+  }
+  for (size_t i = 0; i < rs.counters.size() && i < c.counts.size(); ++i) {
+    (*out->mutable_counters())[rs.counters[i].id] = c.counts[i];
+  }
+  for (const auto& [name, value] : c.attrs) {
+    (*out->mutable_attributes())[name] = ToProtoValue(value);
+  }
+  for (const auto& [channel, given] : c.consents) {
+    auto* consent = out->add_consents();
+    consent->set_channel(channel);
+    consent->set_state(given ? tappa::v1::CONSENT_STATE_GRANTED
+                             : tappa::v1::CONSENT_STATE_WITHDRAWN);
+  }
+  auto cx = [out](tappa::v1::CxMetric metric, const std::optional<ruleset::CxScore>& s) {
+    if (!s) return;
+    auto* score = out->add_cx_scores();
+    score->set_metric(metric);
+    score->set_score(static_cast<int32_t>(s->score));
+    *score->mutable_record_time() = TimeToProto(s->at);
+  };
+  cx(tappa::v1::CX_METRIC_NPS, c.nps);
+  cx(tappa::v1::CX_METRIC_CSAT, c.csat);
+  cx(tappa::v1::CX_METRIC_CES, c.ces);
+  for (const HistoryEntry& h : view.history) {
+    auto* change = out->add_phase_history();
+    change->set_previous_phase(h.previous_phase);
+    change->set_phase(h.phase);
+    *change->mutable_change_time() = TimeToProto(h.change_time);
+    *change->mutable_event_time() = TimeToProto(h.event_time);
+    change->set_event_type(h.event_type);
+    change->set_channel(h.channel);
+    change->set_placement(h.placement);
+  }
+  out->set_ruleset_version(rs.version);
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
+    grpc::CallbackServerContext* context, const tappa::v1::TrackEventRequest* request,
+    tappa::v1::TrackEventResponse* response) {
+  absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Metrics* metrics = runtime_.metrics;
+  events_.Track(*request,
+                CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget),
+                [reactor, response, metrics,
+                 start](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
+                  if (result.ok()) *response = *std::move(result);
+                  FinishCall(reactor, metrics, Method::kTrackEvent, start, result.status());
+                });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
+    grpc::CallbackServerContext* context, const tappa::v1::TrackEventsRequest* request,
+    tappa::v1::TrackEventsResponse* response) {
+  absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  int n = request->requests_size();
+  if (n < 1 || n > kMaxBatch) {
+    FinishCall(reactor, runtime_.metrics, Method::kTrackEvents, start,
+               absl::InvalidArgumentError(
+                   absl::StrCat("requests: a batch holds 1-", kMaxBatch, " events, not ", n)));
+    return reactor;
+  }
+  // Results are written in place, each by its own event's callback.
+  for (int i = 0; i < n; ++i) response->add_results();
+  auto remaining = std::make_shared<std::atomic<int>>(n);
+  absl::Time deadline = CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget);
+  Metrics* metrics = runtime_.metrics;
+  for (int i = 0; i < n; ++i) {
+    tappa::v1::TrackEventResult* slot = response->mutable_results(i);
+    events_.Track(request->requests(i), deadline,
+                  [slot, remaining, reactor, metrics,
+                   start](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
+                    if (result.ok()) {
+                      *slot->mutable_response() = *std::move(result);
+                    } else {
+                      slot->mutable_error()->set_code(static_cast<int>(result.status().code()));
+                      slot->mutable_error()->set_message(std::string(result.status().message()));
+                      std::string message(result.status().message());
+                      size_t colon = message.find(':');
+                      if (result.status().code() == absl::StatusCode::kInvalidArgument &&
+                          colon != std::string::npos) {
+                        slot->mutable_error()->set_field(message.substr(0, colon));
+                      }
+                    }
+                    if (remaining->fetch_sub(1) == 1) {
+                      FinishCall(reactor, metrics, Method::kTrackEvents, start,
+                                 absl::OkStatus());
+                    }
+                  });
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
+    grpc::CallbackServerContext* context, const tappa::v1::GetContactRequest* request,
+    tappa::v1::GetContactResponse* response) {
+  absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Metrics* metrics = runtime_.metrics;
+  if (absl::Status s = ValidateId("contact_id", request->contact_id()); !s.ok()) {
+    FinishCall(reactor, metrics, Method::kGetContact, start, s);
+    return reactor;
+  }
+  std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
+  if (serving == nullptr) {
+    FinishCall(reactor, metrics, Method::kGetContact, start,
+               absl::UnavailableError("no ruleset is loaded"));
+    return reactor;
+  }
+  absl::Time now = runtime_.clock->Now();
+  runtime_.store->ReadContact(
+      serving->ruleset, request->contact_id(), now,
+      CallDeadline(context, now, runtime_.write_budget),
+      [serving, reactor, response, metrics, start,
+       id = request->contact_id()](absl::StatusOr<StoredContactView> view) {
+        if (!view.ok()) {
+          return FinishCall(reactor, metrics, Method::kGetContact, start, view.status());
+        }
+        if (!view->contact.exists) {
+          return FinishCall(reactor, metrics, Method::kGetContact, start,
+                            absl::NotFoundError("contact_id: no such contact"));
+        }
+        FillContact(*serving->ruleset, *view, response->mutable_contact());
+        FinishCall(reactor, metrics, Method::kGetContact, start, absl::OkStatus());
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
+    grpc::CallbackServerContext* context, const tappa::v1::DeleteContactRequest* request,
+    tappa::v1::DeleteContactResponse* response) {
+  absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Metrics* metrics = runtime_.metrics;
+  if (absl::Status s = ValidateId("contact_id", request->contact_id()); !s.ok()) {
+    FinishCall(reactor, metrics, Method::kDeleteContact, start, s);
+    return reactor;
+  }
+  absl::Time now = runtime_.clock->Now();
+  runtime_.store->DeleteContact(
+      request->contact_id(), CallDeadline(context, now, runtime_.write_budget),
+      [reactor, response, metrics, start, now](absl::StatusOr<bool> existed) {
+        if (existed.ok()) {
+          response->set_existed(*existed);
+          *response->mutable_delete_time() = TimeToProto(now);
+        }
+        FinishCall(reactor, metrics, Method::kDeleteContact, start, existed.status());
+      });
+  return reactor;
+}
+
+}  // namespace tappa::server

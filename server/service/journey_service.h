@@ -1,0 +1,37 @@
+// tappa.v1.JourneyService over the callback API: no handler thread ever
+// waits on Redis; replies complete the calls from the Redis loop.
+#ifndef TAPPA_SERVER_SERVICE_JOURNEY_SERVICE_H_
+#define TAPPA_SERVER_SERVICE_JOURNEY_SERVICE_H_
+
+#include "server/service/event_processor.h"
+#include "server/service/runtime.h"
+#include "tappa/v1/journey_service.grpc.pb.h"
+
+namespace tappa::server {
+
+class JourneyServiceImpl final : public tappa::v1::JourneyService::CallbackService {
+ public:
+  explicit JourneyServiceImpl(const Runtime& runtime)
+      : runtime_(runtime), events_(runtime) {}
+
+  grpc::ServerUnaryReactor* TrackEvent(grpc::CallbackServerContext* context,
+                                       const tappa::v1::TrackEventRequest* request,
+                                       tappa::v1::TrackEventResponse* response) override;
+  grpc::ServerUnaryReactor* TrackEvents(grpc::CallbackServerContext* context,
+                                        const tappa::v1::TrackEventsRequest* request,
+                                        tappa::v1::TrackEventsResponse* response) override;
+  grpc::ServerUnaryReactor* GetContact(grpc::CallbackServerContext* context,
+                                       const tappa::v1::GetContactRequest* request,
+                                       tappa::v1::GetContactResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteContact(grpc::CallbackServerContext* context,
+                                          const tappa::v1::DeleteContactRequest* request,
+                                          tappa::v1::DeleteContactResponse* response) override;
+
+ private:
+  Runtime runtime_;
+  EventProcessor events_;
+};
+
+}  // namespace tappa::server
+
+#endif  // TAPPA_SERVER_SERVICE_JOURNEY_SERVICE_H_

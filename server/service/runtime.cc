@@ -1,0 +1,25 @@
+#include "server/service/runtime.h"
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace tappa::server {
+
+absl::StatusOr<std::shared_ptr<const ServingRuleset>> ServingRuleset::Create(
+    std::shared_ptr<const ruleset::Ruleset> ruleset) {
+  auto serving = std::make_shared<ServingRuleset>();
+  serving->decider = ruleset::Decider::Create(ruleset);
+  serving->contents.resize(ruleset->actions.size());
+  for (size_t i = 0; i < ruleset->actions.size(); ++i) {
+    auto status = google::protobuf::util::JsonStringToMessage(
+        ruleset->actions[i].content_json, &serving->contents[i]);
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "action ", ruleset->actions[i].id, ": content: ", status.ToString()));
+    }
+  }
+  serving->ruleset = std::move(ruleset);
+  return std::shared_ptr<const ServingRuleset>(std::move(serving));
+}
+
+}  // namespace tappa::server

@@ -1,0 +1,69 @@
+// What every request handler shares: the ruleset being served (swapped
+// atomically on reload; a request keeps the one it started with), the clock,
+// the store and the metrics.
+#ifndef TAPPA_SERVER_SERVICE_RUNTIME_H_
+#define TAPPA_SERVER_SERVICE_RUNTIME_H_
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "google/protobuf/struct.pb.h"
+#include "rules/ruleset/decision.h"
+#include "rules/ruleset/ruleset.h"
+#include "server/metrics/metrics.h"
+#include "server/store/contact_store.h"
+
+namespace tappa::server {
+
+// Time is injected so tests and tools can control it.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual absl::Time Now() const = 0;
+};
+
+class RealClock final : public Clock {
+ public:
+  absl::Time Now() const override { return absl::Now(); }
+};
+
+// A ruleset ready to serve: the model, its decision index, and each action's
+// content converted once to the protobuf Struct responses carry.
+struct ServingRuleset {
+  std::shared_ptr<const ruleset::Ruleset> ruleset;
+  std::shared_ptr<const ruleset::Decider> decider;
+  std::vector<google::protobuf::Struct> contents;  // by action index
+
+  // Fails only if an action's content cannot be converted (never for a
+  // ruleset that loaded).
+  static absl::StatusOr<std::shared_ptr<const ServingRuleset>> Create(
+      std::shared_ptr<const ruleset::Ruleset> ruleset);
+};
+
+// Thread-safe holder of the current ServingRuleset.
+class RulesetHolder {
+ public:
+  std::shared_ptr<const ServingRuleset> Get() const { return std::atomic_load(&current_); }
+  void Set(std::shared_ptr<const ServingRuleset> r) { std::atomic_store(&current_, std::move(r)); }
+
+ private:
+  std::shared_ptr<const ServingRuleset> current_;
+};
+
+struct Runtime {
+  const Clock* clock = nullptr;
+  RulesetHolder* rulesets = nullptr;
+  ContactStore* store = nullptr;
+  Metrics* metrics = nullptr;
+  // The time a NextBestAction may take when the client sets no deadline.
+  absl::Duration decision_budget = absl::Milliseconds(20);
+  // The time a write may take when the client sets no deadline.
+  absl::Duration write_budget = absl::Seconds(5);
+};
+
+}  // namespace tappa::server
+
+#endif  // TAPPA_SERVER_SERVICE_RUNTIME_H_

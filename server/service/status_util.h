@@ -1,0 +1,41 @@
+// Conversions between absl::Status and grpc::Status, and between absl::Time
+// and protobuf timestamps.
+#ifndef TAPPA_SERVER_SERVICE_STATUS_UTIL_H_
+#define TAPPA_SERVER_SERVICE_STATUS_UTIL_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace tappa::server {
+
+inline grpc::Status ToGrpcStatus(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+inline google::protobuf::Timestamp TimeToProto(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  timespec spec = absl::ToTimespec(t);
+  ts.set_seconds(spec.tv_sec);
+  ts.set_nanos(static_cast<int32_t>(spec.tv_nsec));
+  return ts;
+}
+
+// The deadline of a call: the client's when it set one, else `now + budget`
+// (gRPC reports "no deadline" as a time in the far future).
+inline absl::Time CallDeadline(const grpc::CallbackServerContext* context, absl::Time now,
+                               absl::Duration budget) {
+  auto deadline = context->deadline();
+  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+    return now + budget;
+  }
+  return absl::FromChrono(deadline);
+}
+
+}  // namespace tappa::server
+
+#endif  // TAPPA_SERVER_SERVICE_STATUS_UTIL_H_

@@ -1,0 +1,232 @@
+#include "server/store/contact_codec.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+#include "rules/cel/value_json.h"
+
+namespace tappa::server {
+namespace {
+
+using ruleset::ContactSnapshot;
+
+bool ParseMillis(absl::string_view s, absl::Time* t) {
+  int64_t ms;
+  if (!absl::SimpleAtoi(s, &ms)) return false;
+  *t = TimeOfMillis(ms);
+  return true;
+}
+
+// Plain JSON of an attribute value (the inverse of PlainJsonToValue for the
+// values events can carry: null, bool, numbers, strings, lists, maps).
+nlohmann::json ValueToPlainJson(const cel::Value& v, int depth = 0) {
+  if (depth > 32) return nullptr;
+  switch (v.kind()) {
+    case cel::Kind::kBool:
+      return v.bool_value();
+    case cel::Kind::kInt:
+      return v.int_value();
+    case cel::Kind::kUint:
+      return v.uint_value();
+    case cel::Kind::kDouble:
+      return v.double_value();
+    case cel::Kind::kString:
+      return std::string(v.string_value());
+    case cel::Kind::kList: {
+      nlohmann::json out = nlohmann::json::array();
+      for (size_t i = 0; i < v.list_value().size(); ++i) {
+        out.push_back(ValueToPlainJson(v.list_value().Get(i), depth + 1));
+      }
+      return out;
+    }
+    case cel::Kind::kMap: {
+      nlohmann::json out = nlohmann::json::object();
+      const cel::MapValue& m = v.map_value();
+      for (size_t i = 0; i < m.size(); ++i) {
+        cel::Value k = m.KeyAt(i);
+        if (k.IsString()) out[std::string(k.string_value())] = ValueToPlainJson(m.ValueAt(i), depth + 1);
+      }
+      return out;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+std::string EncodeRolling(const ruleset::RollingCount& r) {
+  return absl::StrCat(r.first_bucket, ":", absl::StrJoin(r.buckets, ","));
+}
+
+bool DecodeRolling(absl::string_view s, ruleset::RollingCount* r) {
+  std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(s, absl::MaxSplits(':', 1));
+  if (!absl::SimpleAtoi(parts.first, &r->first_bucket)) return false;
+  r->buckets.clear();
+  if (parts.second.empty()) return true;
+  for (absl::string_view c : absl::StrSplit(parts.second, ',')) {
+    int64_t n;
+    if (!absl::SimpleAtoi(c, &n)) return false;
+    r->buckets.push_back(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+int64_t MillisOf(absl::Time t) { return absl::ToUnixMillis(t); }
+absl::Time TimeOfMillis(int64_t ms) { return absl::FromUnixMillis(ms); }
+
+absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
+                                             absl::string_view contact_id,
+                                             const RedisReply& reply, absl::Time now) {
+  if (reply.type != RedisReply::Type::kArray || reply.elements.size() % 2 != 0) {
+    return absl::InternalError("contact hash: unexpected reply shape");
+  }
+  DecodedContact out;
+  ContactSnapshot& c = out.snapshot;
+  c.id = std::string(contact_id);
+  c.phase = rs.initial_phase;
+  c.counts.assign(rs.counters.size(), 0);
+  c.rolling.assign(rs.counters.size(), {});
+  out.exists = !reply.elements.empty();
+  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+    const std::string& field = reply.elements[i].str;
+    const std::string& value = reply.elements[i + 1].str;
+    if (field == "v") {
+      absl::SimpleAtoi(value, &out.version);
+    } else if (field == "p") {
+      int phase = rs.FindPhase(value);
+      if (phase >= 0) c.phase = phase;
+    } else if (field == "ps") {
+      ParseMillis(value, &c.phase_since);
+    } else if (field == "fs") {
+      ParseMillis(value, &c.first_seen);
+    } else if (field == "ls") {
+      ParseMillis(value, &c.last_seen);
+    } else if (field.size() > 2 && field[1] == ':') {
+      absl::string_view name = absl::string_view(field).substr(2);
+      switch (field[0]) {
+        case 'l': {
+          absl::Time t;
+          if (rs.FindChannel(name) >= 0 && ParseMillis(value, &t)) {
+            c.last_seen_by_channel.emplace_back(std::string(name), t);
+          }
+          break;
+        }
+        case 'n': {
+          int counter = rs.FindCounter(name);
+          int64_t n;
+          if (counter >= 0 && !rs.counters[counter].window && absl::SimpleAtoi(value, &n)) {
+            c.counts[counter] = n;
+          }
+          break;
+        }
+        case 'w': {
+          int counter = rs.FindCounter(name);
+          if (counter >= 0 && rs.counters[counter].window) {
+            DecodeRolling(value, &c.rolling[counter]);
+          }
+          break;
+        }
+        case 'a': {
+          nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
+          if (!j.is_discarded()) c.attrs.emplace_back(std::string(name), ruleset::PlainJsonToValue(j));
+          break;
+        }
+        case 'k':
+          if (rs.FindChannel(name) >= 0) c.consents.emplace_back(std::string(name), value == "1");
+          break;
+        case 'x': {
+          std::pair<absl::string_view, absl::string_view> parts =
+              absl::StrSplit(value, absl::MaxSplits(':', 1));
+          ruleset::CxScore score;
+          if (!absl::SimpleAtoi(parts.first, &score.score) ||
+              !ParseMillis(parts.second, &score.at)) {
+            break;
+          }
+          if (name == "nps") c.nps = score;
+          if (name == "csat") c.csat = score;
+          if (name == "ces") c.ces = score;
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  }
+  ruleset::RefreshCounts(rs, now, &c);
+  return out;
+}
+
+FieldMap EncodeContact(const ruleset::Ruleset& rs, const ContactSnapshot& c) {
+  FieldMap f;
+  f["p"] = rs.phases[c.phase].id;
+  f["ps"] = absl::StrCat(MillisOf(c.phase_since));
+  f["fs"] = absl::StrCat(MillisOf(c.first_seen));
+  f["ls"] = absl::StrCat(MillisOf(c.last_seen));
+  for (const auto& [channel, t] : c.last_seen_by_channel) {
+    f[absl::StrCat("l:", channel)] = absl::StrCat(MillisOf(t));
+  }
+  for (size_t i = 0; i < rs.counters.size(); ++i) {
+    const ruleset::Counter& counter = rs.counters[i];
+    if (counter.window) {
+      if (i < c.rolling.size() && !c.rolling[i].buckets.empty()) {
+        f[absl::StrCat("w:", counter.id)] = EncodeRolling(c.rolling[i]);
+      }
+    } else if (i < c.counts.size() && c.counts[i] != 0) {
+      f[absl::StrCat("n:", counter.id)] = absl::StrCat(c.counts[i]);
+    }
+  }
+  for (const auto& [name, value] : c.attrs) {
+    f[absl::StrCat("a:", name)] = ValueToPlainJson(value).dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  for (const auto& [channel, given] : c.consents) {
+    f[absl::StrCat("k:", channel)] = given ? "1" : "0";
+  }
+  auto cx = [&f](absl::string_view metric, const std::optional<ruleset::CxScore>& s) {
+    if (s) f[absl::StrCat("x:", metric)] = absl::StrCat(s->score, ":", MillisOf(s->at));
+  };
+  cx("nps", c.nps);
+  cx("csat", c.csat);
+  cx("ces", c.ces);
+  return f;
+}
+
+void DiffFields(const FieldMap& before, const FieldMap& after,
+                std::vector<std::pair<std::string, std::string>>* set,
+                std::vector<std::string>* remove) {
+  for (const auto& [k, v] : after) {
+    auto it = before.find(k);
+    if (it == before.end() || it->second != v) set->emplace_back(k, v);
+  }
+  for (const auto& [k, v] : before) {
+    if (!after.contains(k)) remove->push_back(k);
+  }
+}
+
+std::string EncodeHistory(const HistoryEntry& e) {
+  return absl::StrCat(MillisOf(e.change_time), "|", e.previous_phase, "|", e.phase, "|",
+                      MillisOf(e.event_time), "|", e.event_type, "|", e.channel, "|",
+                      e.placement);
+}
+
+bool DecodeHistory(absl::string_view text, HistoryEntry* e) {
+  std::vector<absl::string_view> parts = absl::StrSplit(text, '|');
+  if (parts.size() != 7) return false;
+  int64_t change_ms, event_ms;
+  if (!absl::SimpleAtoi(parts[0], &change_ms) || !absl::SimpleAtoi(parts[3], &event_ms)) {
+    return false;
+  }
+  e->change_time = TimeOfMillis(change_ms);
+  e->previous_phase = std::string(parts[1]);
+  e->phase = std::string(parts[2]);
+  e->event_time = TimeOfMillis(event_ms);
+  e->event_type = std::string(parts[4]);
+  e->channel = std::string(parts[5]);
+  e->placement = std::string(parts[6]);
+  return true;
+}
+
+}  // namespace tappa::server

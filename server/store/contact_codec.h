@@ -1,0 +1,80 @@
+// How a contact is laid out in Redis. One hash per contact holds its state,
+// with short field names so a typical profile stays in Redis' compact
+// listpack encoding (at most 128 fields of at most 64 bytes each by default):
+//
+//   v              version, incremented by every write (optimistic locking)
+//   p              phase id
+//   ps fs ls       phase since, first seen, last seen (Unix milliseconds)
+//   l:<channel>    last seen on a channel (Unix ms)
+//   n:<counter>    all-time counter
+//   w:<counter>    windowed counter: "<first bucket>:<c0>,<c1>,..."
+//   a:<name>       attribute, as compact JSON
+//   k:<channel>    consent: "1" given, "0" withdrawn
+//   x:<metric>     CX score: "<score>:<Unix ms>" (metric nps, csat, ces)
+//
+// Phase history entries (a list, newest first, at most 50) are
+//   "<change ms>|<previous phase>|<phase>|<event ms>|<event type>|<channel>|<placement>".
+//
+// Decoding is lenient where a ruleset changed since the data was written:
+// fields of counters, channels or phases the ruleset no longer declares are
+// ignored (a phase it no longer has reads as the initial phase).
+#ifndef TAPPA_SERVER_STORE_CONTACT_CODEC_H_
+#define TAPPA_SERVER_STORE_CONTACT_CODEC_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rules/ruleset/contact.h"
+#include "rules/ruleset/ruleset.h"
+#include "server/redis/redis_client.h"
+
+namespace tappa::server {
+
+using FieldMap = absl::flat_hash_map<std::string, std::string>;
+
+struct DecodedContact {
+  bool exists = false;
+  int64_t version = 0;
+  ruleset::ContactSnapshot snapshot;
+};
+
+// Decodes an HGETALL reply (an empty array = no such contact). `now` is used
+// to compute windowed counts. Errors: Internal for a reply that is not a
+// flat array of strings.
+absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& ruleset,
+                                             absl::string_view contact_id,
+                                             const RedisReply& hgetall, absl::Time now);
+
+// The hash fields of a contact (without "v").
+FieldMap EncodeContact(const ruleset::Ruleset& ruleset,
+                       const ruleset::ContactSnapshot& contact);
+
+// The fields to set and delete to turn `before` into `after`.
+void DiffFields(const FieldMap& before, const FieldMap& after,
+                std::vector<std::pair<std::string, std::string>>* set,
+                std::vector<std::string>* remove);
+
+struct HistoryEntry {
+  absl::Time change_time;
+  std::string previous_phase;
+  std::string phase;
+  absl::Time event_time;
+  std::string event_type;
+  std::string channel;
+  std::string placement;
+};
+std::string EncodeHistory(const HistoryEntry& entry);
+// False when the entry is malformed (skipped by readers).
+bool DecodeHistory(absl::string_view text, HistoryEntry* entry);
+
+int64_t MillisOf(absl::Time t);
+absl::Time TimeOfMillis(int64_t ms);
+
+}  // namespace tappa::server
+
+#endif  // TAPPA_SERVER_STORE_CONTACT_CODEC_H_

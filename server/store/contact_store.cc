@@ -1,0 +1,324 @@
+#include "server/store/contact_store.h"
+
+#include <openssl/sha.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+
+namespace tappa::server {
+namespace {
+
+// KEYS: contact, history, events, shard phases.
+// ARGV: 1 expected version, 2 event field, 3 event record, 4 now ms,
+//   5 idempotency window ms, 6 max idempotency records, 7 history entry or
+//   "", 8 old phase or "", 9 new phase, 10 N, then N field/value pairs, then
+//   M, then M fields to delete.
+// Returns {"dup", record} | {"conflict"} | {"ok", new version}.
+constexpr char kCommitScript[] = R"lua(
+local now = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+local rec = redis.call('HGET', KEYS[3], ARGV[2])
+if rec then
+  local t = tonumber(string.match(rec, '^(%d+)'))
+  if t and t + window > now then return {'dup', rec} end
+end
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v ~= tonumber(ARGV[1]) then return {'conflict'} end
+local n = tonumber(ARGV[10])
+local set = {'v', tostring(v + 1)}
+for i = 11, 10 + 2 * n do set[#set + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(set))
+local m = tonumber(ARGV[11 + 2 * n])
+if m > 0 then
+  redis.call('HDEL', KEYS[1], unpack(ARGV, 12 + 2 * n, 11 + 2 * n + m))
+end
+if ARGV[7] ~= '' then
+  redis.call('LPUSH', KEYS[2], ARGV[7])
+  redis.call('LTRIM', KEYS[2], 0, 49)
+end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+local cap = tonumber(ARGV[6])
+if redis.call('HLEN', KEYS[3]) > 32 then
+  local all = redis.call('HGETALL', KEYS[3])
+  local live = {}
+  for i = 1, #all, 2 do
+    local t = tonumber(string.match(all[i + 1], '^(%d+)')) or 0
+    if t + window <= now then
+      redis.call('HDEL', KEYS[3], all[i])
+    else
+      live[#live + 1] = {t, all[i]}
+    end
+  end
+  if #live > cap then
+    table.sort(live, function(a, b) return a[1] < b[1] end)
+    for i = 1, #live - cap do redis.call('HDEL', KEYS[3], live[i][2]) end
+  end
+end
+if ARGV[8] ~= ARGV[9] then
+  if ARGV[8] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[8], -1) end
+  redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
+end
+return {'ok', tostring(v + 1)}
+)lua";
+
+// KEYS: contact, history, events, shard phases. Returns 1 when anything
+// existed.
+constexpr char kDeleteScript[] = R"lua(
+local p = redis.call('HGET', KEYS[1], 'p')
+local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+if p then redis.call('HINCRBY', KEYS[4], p, -1) end
+if n > 0 then return 1 end
+return 0
+)lua";
+
+std::string Sha1Hex(absl::string_view data) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+}
+
+// The idempotency field of an event id: 8 bytes of its SHA-256 (collisions
+// among one contact's events are negligible: ~1e-15 for 1,000 ids).
+std::string EventField(absl::string_view event_id) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(event_id.data()), event_id.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), 8);
+}
+
+absl::Status UnexpectedReply(absl::string_view what, const RedisReply& reply) {
+  if (reply.is_error() && absl::StartsWith(reply.str, "OOM")) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the store is out of memory (", what, "): ", reply.str));
+  }
+  return absl::InternalError(absl::StrCat(what, ": unexpected reply from Redis",
+                                          reply.is_error() ? ": " : "", reply.str));
+}
+
+}  // namespace
+
+int ShardOf(absl::string_view contact_id, int shards) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis
+  for (unsigned char c : contact_id) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return static_cast<int>(h % static_cast<uint64_t>(shards));
+}
+
+std::string EncodeEventRecord(const EventRecord& r) {
+  return absl::StrCat(MillisOf(r.receive_time), "|", MillisOf(r.event_time), "|",
+                      r.previous_phase, "|", r.phase, "|", r.created ? "1" : "0");
+}
+
+bool DecodeEventRecord(absl::string_view text, EventRecord* r) {
+  std::vector<absl::string_view> parts = absl::StrSplit(text, '|');
+  int64_t receive_ms, event_ms;
+  if (parts.size() != 5 || !absl::SimpleAtoi(parts[0], &receive_ms) ||
+      !absl::SimpleAtoi(parts[1], &event_ms)) {
+    return false;
+  }
+  r->receive_time = TimeOfMillis(receive_ms);
+  r->event_time = TimeOfMillis(event_ms);
+  r->previous_phase = std::string(parts[2]);
+  r->phase = std::string(parts[3]);
+  r->created = parts[4] == "1";
+  return true;
+}
+
+ContactStore::ContactStore(RedisClient* redis, int shards)
+    : redis_(redis),
+      shards_(shards),
+      commit_sha_(Sha1Hex(kCommitScript)),
+      delete_sha_(Sha1Hex(kDeleteScript)) {}
+
+std::string ContactStore::ShardPhasesKey(int shard) const {
+  return absl::StrFormat("tp:{s:%04d}:phases", shard);
+}
+
+ContactKeys ContactStore::KeysFor(absl::string_view contact_id) const {
+  std::string prefix = absl::StrFormat("tp:{s:%04d}:", ShardOf(contact_id, shards_));
+  return ContactKeys{absl::StrCat(prefix, "c:", contact_id),
+                     absl::StrCat(prefix, "h:", contact_id),
+                     absl::StrCat(prefix, "e:", contact_id), absl::StrCat(prefix, "phases")};
+}
+
+void ContactStore::LoadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
+                               absl::string_view contact_id, absl::Time now,
+                               absl::Time deadline, Done<DecodedContact> done) {
+  ContactKeys keys = KeysFor(contact_id);
+  redis_->Command(
+      {"HGETALL", keys.contact}, deadline,
+      [ruleset = std::move(ruleset), id = std::string(contact_id), now,
+       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        if (!reply.ok()) return done(reply.status());
+        if (reply->is_error()) return done(UnexpectedReply("HGETALL", *reply));
+        done(DecodeContact(*ruleset, id, *reply, now));
+      });
+}
+
+void ContactStore::LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
+                                absl::string_view contact_id, absl::string_view event_id,
+                                absl::Time now, absl::Time deadline, Done<EventRead> done) {
+  ContactKeys keys = KeysFor(contact_id);
+  redis_->Pipeline(
+      {{"HGETALL", keys.contact}, {"HGET", keys.events, EventField(event_id)}}, deadline,
+      [ruleset = std::move(ruleset), id = std::string(contact_id), now,
+       done = std::move(done)](absl::StatusOr<std::vector<RedisReply>> replies) mutable {
+        if (!replies.ok()) return done(replies.status());
+        const RedisReply& hash = (*replies)[0];
+        const RedisReply& record = (*replies)[1];
+        if (hash.is_error()) return done(UnexpectedReply("HGETALL", hash));
+        if (record.is_error()) return done(UnexpectedReply("HGET", record));
+        absl::StatusOr<DecodedContact> contact = DecodeContact(*ruleset, id, hash, now);
+        if (!contact.ok()) return done(contact.status());
+        EventRead read;
+        read.contact = *std::move(contact);
+        EventRecord r;
+        if (record.type == RedisReply::Type::kString && DecodeEventRecord(record.str, &r) &&
+            r.receive_time + kIdempotencyWindow > now) {
+          read.duplicate_of = r;
+        }
+        done(std::move(read));
+      });
+}
+
+void ContactStore::CommitEvent(absl::string_view contact_id, const EventWrite& w,
+                               absl::Time now, absl::Time deadline,
+                               Done<CommitResult> done) {
+  ContactKeys keys = KeysFor(contact_id);
+  std::vector<std::string> args;
+  args.reserve(12 + 2 * w.set_fields.size() + w.remove_fields.size());
+  args.push_back(absl::StrCat(w.expected_version));
+  args.push_back(EventField(w.event_id));
+  args.push_back(EncodeEventRecord(w.record));
+  args.push_back(absl::StrCat(MillisOf(now)));
+  args.push_back(absl::StrCat(absl::ToInt64Milliseconds(kIdempotencyWindow)));
+  args.push_back(absl::StrCat(kMaxIdempotencyRecords));
+  args.push_back(w.history ? EncodeHistory(*w.history) : "");
+  args.push_back(w.old_phase);
+  args.push_back(w.new_phase);
+  args.push_back(absl::StrCat(w.set_fields.size()));
+  for (const auto& [k, v] : w.set_fields) {
+    args.push_back(k);
+    args.push_back(v);
+  }
+  args.push_back(absl::StrCat(w.remove_fields.size()));
+  for (const std::string& f : w.remove_fields) args.push_back(f);
+  RunScript(kCommitScript, commit_sha_,
+            {keys.contact, keys.history, keys.events, keys.shard_phases}, std::move(args),
+            deadline, [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+              if (!reply.ok()) return done(reply.status());
+              if (reply->type != RedisReply::Type::kArray || reply->elements.empty()) {
+                return done(UnexpectedReply("commit script", *reply));
+              }
+              const std::string& tag = reply->elements[0].str;
+              CommitResult result;
+              if (tag == "ok") {
+                result.outcome = CommitResult::Outcome::kApplied;
+              } else if (tag == "conflict") {
+                result.outcome = CommitResult::Outcome::kConflict;
+              } else if (tag == "dup" && reply->elements.size() == 2 &&
+                         DecodeEventRecord(reply->elements[1].str, &result.duplicate_of)) {
+                result.outcome = CommitResult::Outcome::kDuplicate;
+              } else {
+                return done(UnexpectedReply("commit script", *reply));
+              }
+              done(result);
+            });
+}
+
+void ContactStore::ReadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
+                               absl::string_view contact_id, absl::Time now,
+                               absl::Time deadline, Done<StoredContactView> done) {
+  ContactKeys keys = KeysFor(contact_id);
+  redis_->Pipeline(
+      {{"HGETALL", keys.contact}, {"LRANGE", keys.history, "0", absl::StrCat(kMaxHistory - 1)}},
+      deadline,
+      [ruleset = std::move(ruleset), id = std::string(contact_id), now,
+       done = std::move(done)](absl::StatusOr<std::vector<RedisReply>> replies) mutable {
+        if (!replies.ok()) return done(replies.status());
+        if ((*replies)[0].is_error()) return done(UnexpectedReply("HGETALL", (*replies)[0]));
+        if ((*replies)[1].is_error()) return done(UnexpectedReply("LRANGE", (*replies)[1]));
+        absl::StatusOr<DecodedContact> contact =
+            DecodeContact(*ruleset, id, (*replies)[0], now);
+        if (!contact.ok()) return done(contact.status());
+        StoredContactView view;
+        view.contact = *std::move(contact);
+        for (const RedisReply& e : (*replies)[1].elements) {
+          HistoryEntry entry;
+          if (DecodeHistory(e.str, &entry)) view.history.push_back(std::move(entry));
+        }
+        done(std::move(view));
+      });
+}
+
+void ContactStore::DeleteContact(absl::string_view contact_id, absl::Time deadline,
+                                 Done<bool> done) {
+  ContactKeys keys = KeysFor(contact_id);
+  RunScript(kDeleteScript, delete_sha_,
+            {keys.contact, keys.history, keys.events, keys.shard_phases}, {}, deadline,
+            [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+              if (!reply.ok()) return done(reply.status());
+              if (reply->type != RedisReply::Type::kInteger) {
+                return done(UnexpectedReply("delete script", *reply));
+              }
+              done(reply->integer == 1);
+            });
+}
+
+void ContactStore::CountPhases(absl::Time deadline,
+                               Done<std::vector<std::pair<std::string, int64_t>>> done) {
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(shards_);
+  for (int s = 0; s < shards_; ++s) commands.push_back({"HGETALL", ShardPhasesKey(s)});
+  redis_->Pipeline(std::move(commands), deadline,
+                   [done = std::move(done)](
+                       absl::StatusOr<std::vector<RedisReply>> replies) mutable {
+                     if (!replies.ok()) return done(replies.status());
+                     absl::flat_hash_map<std::string, int64_t> totals;
+                     for (const RedisReply& r : *replies) {
+                       for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+                         int64_t n = 0;
+                         if (absl::SimpleAtoi(r.elements[i + 1].str, &n)) {
+                           totals[r.elements[i].str] += n;
+                         }
+                       }
+                     }
+                     done(std::vector<std::pair<std::string, int64_t>>(totals.begin(),
+                                                                        totals.end()));
+                   });
+}
+
+void ContactStore::RunScript(const std::string& script, const std::string& sha,
+                             std::vector<std::string> keys, std::vector<std::string> args,
+                             absl::Time deadline, RedisClient::Callback done) {
+  std::vector<std::string> command;
+  command.reserve(3 + keys.size() + args.size());
+  command.push_back("EVALSHA");
+  command.push_back(sha);
+  command.push_back(absl::StrCat(keys.size()));
+  for (std::string& k : keys) command.push_back(std::move(k));
+  for (std::string& a : args) command.push_back(std::move(a));
+  RedisClient* redis = redis_;
+  redis_->Command(
+      command, deadline,
+      [redis, command, script, deadline,
+       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        if (reply.ok() && reply->is_error() && absl::StartsWith(reply->str, "NOSCRIPT")) {
+          // First use on this Redis (or after a restart): send the body once;
+          // Redis caches it for the EVALSHAs that follow.
+          command[0] = "EVAL";
+          command[1] = script;
+          redis->Command(std::move(command), deadline, std::move(done));
+          return;
+        }
+        done(std::move(reply));
+      });
+}
+
+}  // namespace tappa::server

@@ -1,0 +1,153 @@
+// Contact state in Redis: key layout, shards, and the reads and atomic
+// writes the request handlers need (ARCHITECTURE decisions 3 and 4).
+//
+// Contacts are spread over a fixed number of shards by FNV-1a-64 of the
+// contact id (stable across processes and releases; never absl::Hash). Every
+// key of a contact carries its shard's hash tag, so a contact and its
+// shard's structures live in one Redis Cluster slot and one Lua script can
+// update them together:
+//
+//   tp:{s:0042}:c:<contact id>   hash: the contact (contact_codec.h)
+//   tp:{s:0042}:h:<contact id>   list: phase history, newest first, <= 50
+//   tp:{s:0042}:e:<contact id>   hash: idempotency records, field = the
+//                                first 8 bytes of SHA-256(event id)
+//   tp:{s:0042}:phases           hash: contacts per phase in the shard
+//
+// Round trips: a decision reads with one HGETALL; an event reads with one
+// pipelined HGETALL + HGET and writes with one EVALSHA that checks the
+// contact's version and applies everything (fields, history, idempotency
+// record, phase counts) or nothing. Scripts get `now` as an argument.
+//
+// Thread safety: thread-safe; callbacks run on the Redis client's loop
+// thread and must not block.
+#ifndef TAPPA_SERVER_STORE_CONTACT_STORE_H_
+#define TAPPA_SERVER_STORE_CONTACT_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "rules/ruleset/ruleset.h"
+#include "server/redis/redis_client.h"
+#include "server/store/contact_codec.h"
+
+namespace tappa::server {
+
+inline constexpr int kDefaultShards = 1024;
+inline constexpr int kMaxHistory = 50;
+// Idempotency: an event id is remembered for this long...
+inline constexpr absl::Duration kIdempotencyWindow = absl::Hours(24 * 7);
+// ...and at most this many per contact (the oldest are forgotten first).
+inline constexpr int kMaxIdempotencyRecords = 1000;
+
+// Stable shard of a contact id.
+int ShardOf(absl::string_view contact_id, int shards);
+
+struct ContactKeys {
+  std::string contact;
+  std::string history;
+  std::string events;
+  std::string shard_phases;
+};
+
+// The stored first result of an event (returned again for a duplicate).
+struct EventRecord {
+  absl::Time receive_time;
+  absl::Time event_time;
+  std::string previous_phase;
+  std::string phase;
+  bool created = false;
+};
+std::string EncodeEventRecord(const EventRecord& record);
+bool DecodeEventRecord(absl::string_view text, EventRecord* record);
+
+// What one event's atomic write changes.
+struct EventWrite {
+  int64_t expected_version = 0;  // 0 = the contact must not exist yet
+  std::string event_id;
+  EventRecord record;
+  std::vector<std::pair<std::string, std::string>> set_fields;
+  std::vector<std::string> remove_fields;
+  std::optional<HistoryEntry> history;
+  std::string old_phase;  // "" for a new contact
+  std::string new_phase;
+};
+
+struct CommitResult {
+  enum class Outcome { kApplied, kConflict, kDuplicate };
+  Outcome outcome = Outcome::kApplied;
+  EventRecord duplicate_of;  // kDuplicate
+};
+
+struct EventRead {
+  DecodedContact contact;
+  std::optional<EventRecord> duplicate_of;  // a record within the window
+};
+
+struct StoredContactView {
+  DecodedContact contact;
+  std::vector<HistoryEntry> history;
+};
+
+class ContactStore {
+ public:
+  // `redis` must outlive the store.
+  ContactStore(RedisClient* redis, int shards);
+
+  int shards() const { return shards_; }
+  ContactKeys KeysFor(absl::string_view contact_id) const;
+  std::string ShardPhasesKey(int shard) const;
+
+  template <typename T>
+  using Done = absl::AnyInvocable<void(absl::StatusOr<T>)>;
+
+  // One HGETALL. `ruleset` must outlive the callback.
+  void LoadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
+                   absl::string_view contact_id, absl::Time now, absl::Time deadline,
+                   Done<DecodedContact> done);
+
+  // HGETALL + HGET of the idempotency record, pipelined.
+  void LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
+                    absl::string_view contact_id, absl::string_view event_id,
+                    absl::Time now, absl::Time deadline, Done<EventRead> done);
+
+  // The atomic conditional write.
+  void CommitEvent(absl::string_view contact_id, const EventWrite& write, absl::Time now,
+                   absl::Time deadline, Done<CommitResult> done);
+
+  // HGETALL + LRANGE of the history, pipelined.
+  void ReadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
+                   absl::string_view contact_id, absl::Time now, absl::Time deadline,
+                   Done<StoredContactView> done);
+
+  // Deletes every key of the contact and its place in the phase counts,
+  // atomically. Yields whether anything existed.
+  void DeleteContact(absl::string_view contact_id, absl::Time deadline, Done<bool> done);
+
+  // Contacts per phase summed over every shard (pipelined HGETALLs; for
+  // metrics, off the request path).
+  void CountPhases(absl::Time deadline,
+                   Done<std::vector<std::pair<std::string, int64_t>>> done);
+
+ private:
+  // EVALSHA, falling back to EVAL when Redis does not know the script yet.
+  void RunScript(const std::string& script, const std::string& sha,
+                 std::vector<std::string> keys, std::vector<std::string> args,
+                 absl::Time deadline, RedisClient::Callback done);
+
+  RedisClient* redis_;
+  int shards_;
+  std::string commit_sha_;
+  std::string delete_sha_;
+};
+
+}  // namespace tappa::server
+
+#endif  // TAPPA_SERVER_STORE_CONTACT_STORE_H_

@@ -1,0 +1,60 @@
+// tappactl: check and evaluate rulesets, evaluate expressions. Later: call a
+// running server.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "tools/tappactl/commands.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: tappactl <command> [arguments]
+
+commands:
+  rules check FILE...
+      Validate rulesets. Exit 0 when every file is valid; exit 1 with every
+      error on stderr as file:line:col: message.
+  rules eval RULESET --placement P [--now RFC3339] [--limit N] [--explain]
+      Read contact snapshots with their request context as JSON lines on
+      stdin; write one JSON line per input with the eligible action ids in
+      rank order, or an error (schema: rules/README.md, Offline evaluation).
+  track CONTACT TYPE --channel C [--placement P] [--prop k=v]... [--event-id ID]
+  nba CONTACT --channel C --placement P [--context k=v]... [--limit N]
+  contact CONTACT
+  forget CONTACT
+      Call a running tappa-server (--server host:port, or $TAPPA_SERVER,
+      default 127.0.0.1:50051) and print the response as JSON. Values of
+      k=v are JSON when they parse as JSON (3, true, "x"), else strings.
+  expr
+      Read {"expr": "<CEL>", "bindings": {...}, "disable_macros": false}
+      JSON lines on stdin; write {"value": VALUE} or {"error": "..."} lines.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  std::ios::sync_with_stdio(false);
+  if (args[0] == "expr") {
+    return tappa::tappactl::RunExpr({args.begin() + 1, args.end()}, std::cin,
+                                    std::cout, std::cerr);
+  }
+  if (args[0] == "track" || args[0] == "nba" || args[0] == "contact" ||
+      args[0] == "forget") {
+    return tappa::tappactl::RunClient(args[0], {args.begin() + 1, args.end()}, std::cout,
+                                      std::cerr);
+  }
+  if (args[0] == "rules" && args.size() >= 2) {
+    std::vector<std::string> rest(args.begin() + 2, args.end());
+    if (args[1] == "check") return tappa::tappactl::RunRulesCheck(rest, std::cout, std::cerr);
+    if (args[1] == "eval") {
+      return tappa::tappactl::RunRulesEval(rest, std::cin, std::cout, std::cerr);
+    }
+  }
+  std::cerr << "tappactl: unknown command\n" << kUsage;
+  return 2;
+}
