@@ -1,0 +1,62 @@
+// Decoding of API requests that names the field carrying invalid UTF-8.
+//
+// proto3 `string` fields must hold UTF-8; protobuf refuses to parse a
+// message that breaks this, and gRPC then answers INTERNAL with no useful
+// message. Tappa promises INVALID_ARGUMENT naming the field
+// ("contact_id: must be valid UTF-8"), so the request messages get their own
+// grpc::SerializationTraits that, when parsing fails, find the offending
+// field.
+//
+// This header is force-included (-include) into every translation unit that
+// uses the generated API code (the tappa_proto target's PUBLIC compile
+// options), so the specializations below are the only ones ever instantiated
+// for these types.
+#ifndef TAPPA_SERVER_API_REQUEST_SERIALIZATION_H_
+#define TAPPA_SERVER_API_REQUEST_SERIALIZATION_H_
+
+#include <string>
+
+#include "google/protobuf/descriptor.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
+#include "tappa/v1/decision_service.pb.h"
+#include "tappa/v1/journey_service.pb.h"
+
+namespace tappa::api {
+
+// Describes why `bytes` (the wire form of a message of type `descriptor`)
+// does not parse: "<field path>: must be valid UTF-8" for the first string
+// field holding invalid UTF-8 (paths like "requests[3].properties.key"), or
+// a generic "request: malformed message" otherwise.
+std::string DescribeParseFailure(const google::protobuf::Descriptor* descriptor,
+                                 const std::string& bytes);
+
+// Deserialize for request messages: as gRPC's own, but a parse failure is
+// INVALID_ARGUMENT with DescribeParseFailure's message.
+grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer, google::protobuf::Message* msg);
+
+}  // namespace tappa::api
+
+#define TAPPA_REQUEST_SERIALIZATION_TRAITS(Type)                                      \
+  template <>                                                                       \
+  class grpc::SerializationTraits<Type, void> {                                     \
+   public:                                                                          \
+    static grpc::Status Serialize(const grpc::protobuf::MessageLite& msg,           \
+                                  grpc::ByteBuffer* bb, bool* own_buffer) {         \
+      return grpc::GenericSerialize<grpc::ProtoBufferWriter, Type>(msg, bb,         \
+                                                                   own_buffer);     \
+    }                                                                               \
+    static grpc::Status Deserialize(grpc::ByteBuffer* buffer,                       \
+                                    grpc::protobuf::MessageLite* msg) {             \
+      return tappa::api::DeserializeRequest(buffer, static_cast<Type*>(msg));      \
+    }                                                                               \
+  };
+
+TAPPA_REQUEST_SERIALIZATION_TRAITS(tappa::v1::TrackEventRequest)
+TAPPA_REQUEST_SERIALIZATION_TRAITS(tappa::v1::TrackEventsRequest)
+TAPPA_REQUEST_SERIALIZATION_TRAITS(tappa::v1::GetContactRequest)
+TAPPA_REQUEST_SERIALIZATION_TRAITS(tappa::v1::DeleteContactRequest)
+TAPPA_REQUEST_SERIALIZATION_TRAITS(tappa::v1::NextBestActionRequest)
+
+#undef TAPPA_REQUEST_SERIALIZATION_TRAITS
+
+#endif  // TAPPA_SERVER_API_REQUEST_SERIALIZATION_H_
