@@ -71,9 +71,7 @@ bool FindTypeName(absl::string_view name, Kind* kind) {
   return false;
 }
 
-bool IsBoolOrDyn(const Type& t) {
-  return t.IsDyn() || t.kind() == TK::kBool;
-}
+bool IsBoolOrDyn(const Type& t) { return t.IsDyn() || t.kind() == TK::kBool; }
 
 // The common type of several expressions: theirs if they all agree, else dyn.
 Type CommonType(const std::vector<const Type*>& types) {
@@ -117,7 +115,8 @@ MacroParts RecognizeMacro(const Expr& e) {
     case MacroKind::kAll:
     case MacroKind::kExists: {
       const bool all = e.macro == MacroKind::kAll;
-      if (IsCall(step, all ? "_&&_" : "_||_", 2) && IsIdent(step.child(0), accu)) {
+      if (IsCall(step, all ? "_&&_" : "_||_", 2) &&
+          IsIdent(step.child(0), accu)) {
         parts.op = all ? Op::kAll : Op::kExists;
         parts.predicate = &step.child(1);
       }
@@ -190,7 +189,8 @@ class Checker {
     issues_.push_back(Issue{PositionOf(source_, offset), std::move(message)});
   }
 
-  static std::unique_ptr<Node> Constant(Value owned, Type type, int32_t offset) {
+  static std::unique_ptr<Node> Constant(Value owned, Type type,
+                                        int32_t offset) {
     auto node = std::make_unique<Node>();
     node->op = Op::kConstant;
     node->offset = offset;
@@ -201,7 +201,8 @@ class Checker {
   }
 
   static std::unique_ptr<Node> Invalid(int32_t offset) {
-    return Constant(Value::StaticError(kInvalidExpression), Type::Dyn(), offset);
+    return Constant(Value::StaticError(kInvalidExpression), Type::Dyn(),
+                    offset);
   }
 
   static std::unique_ptr<Node> NewNode(Op op, int32_t offset, Type type) {
@@ -226,7 +227,8 @@ class Checker {
       return node;
     }
     bool exhausted = false;
-    Value v = EvaluatePlan(*node, kMaxFrameSlots, {}, kFoldCostLimit, &exhausted);
+    Value v =
+        EvaluatePlan(*node, kMaxFrameSlots, {}, kFoldCostLimit, &exhausted);
     if (exhausted) return node;
     // The value may borrow from the nodes being discarded: own it.
     return Constant(v.Own(), node->type, node->offset);
@@ -325,7 +327,8 @@ class Checker {
       used = k;
     }
     if (node == nullptr) {
-      std::string message = absl::StrCat("undeclared reference to '", first, "'");
+      std::string message =
+          absl::StrCat("undeclared reference to '", first, "'");
       if (env_.allow_undeclared()) {
         return Constant(Value::Error(message), Type::Dyn(), root->offset);
       }
@@ -339,7 +342,8 @@ class Checker {
   }
 
   // operand.field, or has(operand.field) when e.test_only.
-  std::unique_ptr<Node> PlanSelect(std::unique_ptr<Node> operand, const Expr& e) {
+  std::unique_ptr<Node> PlanSelect(std::unique_ptr<Node> operand,
+                                   const Expr& e) {
     const Type& t = operand->type;
     Type result = Type::Dyn();
     switch (t.kind()) {
@@ -365,8 +369,8 @@ class Checker {
                                         "' does not support field selection"));
         return Invalid(e.offset);
     }
-    if (!e.test_only && (operand->op == Op::kVariable ||
-                         operand->op == Op::kSelectPath)) {
+    if (!e.test_only &&
+        (operand->op == Op::kVariable || operand->op == Op::kSelectPath)) {
       // Fuse selections from a binding into one node: one dispatch and no
       // intermediate copies for `contact.counts.product_view_7d`.
       operand->op = Op::kSelectPath;
@@ -388,7 +392,8 @@ class Checker {
     const std::string& name = e.name;
     const size_t argc = e.children.size();
     if (!e.has_target) {
-      if ((name == "_&&_" || name == "_||_") && argc == 2) return PlanLogical(e);
+      if ((name == "_&&_" || name == "_||_") && argc == 2)
+        return PlanLogical(e);
       if (name == "!_" && argc == 1) return PlanNot(e);
       if (name == "_?_:_" && argc == 3) return PlanTernary(e);
       if ((name == "@not_strictly_false" || name == "__not_strictly_false__") &&
@@ -408,7 +413,8 @@ class Checker {
     Builtin id;
     switch (ResolveFunction(name, e.has_target, static_cast<int>(argc), &id)) {
       case Resolution::kUndeclared:
-        AddIssue(e.offset, absl::StrCat("undeclared reference to '", name, "'"));
+        AddIssue(e.offset,
+                 absl::StrCat("undeclared reference to '", name, "'"));
         return Invalid(e.offset);
       case Resolution::kNoOverload:
         AddIssue(e.offset, NoOverloadIssue(name, e.has_target, types));
@@ -441,6 +447,14 @@ class Checker {
     if (id == Builtin::kIn && args[0]->op != Op::kConstant &&
         args[1]->op == Op::kConstant && args[1]->value.IsList()) {
       return PlanInConstantList(e, std::move(args[0]), *args[1]);
+    }
+    if (id == Builtin::kIndex && args[0]->op != Op::kConstant &&
+        args[1]->op == Op::kConstant && args[1]->value.IsString()) {
+      auto node = NewNode(Op::kIndexString, e.offset, std::move(result));
+      node->field = std::string(args[1]->value.string_value());
+      node->missing_key = absl::StrCat("no such key: ", node->field);
+      Adopt(*node, std::move(args[0]));
+      return node;
     }
     if (IsComparison(id) &&
         (args[0]->op == Op::kConstant) != (args[1]->op == Op::kConstant) &&
@@ -519,11 +533,13 @@ class Checker {
     std::unique_ptr<Node> left = Plan(e.child(0));
     std::unique_ptr<Node> right = Plan(e.child(1));
     if (!IsBoolOrDyn(left->type) || !IsBoolOrDyn(right->type)) {
-      AddIssue(e.offset, NoOverloadIssue(e.name, false, {left->type, right->type}));
+      AddIssue(e.offset,
+               NoOverloadIssue(e.name, false, {left->type, right->type}));
       return Invalid(e.offset);
     }
     const auto is_constant = [](const Node& n, bool b) {
-      return n.op == Op::kConstant && n.value.IsBool() && n.value.bool_value() == b;
+      return n.op == Op::kConstant && n.value.IsBool() &&
+             n.value.bool_value() == b;
     };
     // false && x and x && false are false whatever x is, error included
     // (dually for ||): nothing to evaluate.
@@ -531,8 +547,10 @@ class Checker {
     if (is_constant(*right, !is_and)) return right;
     // true && x is x when x is statically a bool (otherwise && must still
     // turn a non-bool into an error).
-    if (is_constant(*left, is_and) && right->type.kind() == TK::kBool) return right;
-    if (is_constant(*right, is_and) && left->type.kind() == TK::kBool) return left;
+    if (is_constant(*left, is_and) && right->type.kind() == TK::kBool)
+      return right;
+    if (is_constant(*right, is_and) && left->type.kind() == TK::kBool)
+      return left;
     auto node = NewNode(is_and ? Op::kAnd : Op::kOr, e.offset, Type::Bool());
     Adopt(*node, std::move(left));
     Adopt(*node, std::move(right));
@@ -555,9 +573,9 @@ class Checker {
     std::unique_ptr<Node> if_true = Plan(e.child(1));
     std::unique_ptr<Node> if_false = Plan(e.child(2));
     if (!IsBoolOrDyn(condition->type)) {
-      AddIssue(e.offset,
-               NoOverloadIssue(e.name, false,
-                               {condition->type, if_true->type, if_false->type}));
+      AddIssue(e.offset, NoOverloadIssue(
+                             e.name, false,
+                             {condition->type, if_true->type, if_false->type}));
       return Invalid(e.offset);
     }
     if (condition->op == Op::kConstant && condition->value.IsBool()) {
@@ -591,8 +609,9 @@ class Checker {
       entries.push_back(Plan(e.child(i)));
       (i % 2 == 0 ? key_types : value_types).push_back(&entries.back()->type);
     }
-    auto node = NewNode(Op::kMap, e.offset,
-                        Type::Map(CommonType(key_types), CommonType(value_types)));
+    auto node =
+        NewNode(Op::kMap, e.offset,
+                Type::Map(CommonType(key_types), CommonType(value_types)));
     for (auto& entry : entries) Adopt(*node, std::move(entry));
     return Fold(std::move(node));
   }

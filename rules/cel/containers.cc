@@ -171,7 +171,8 @@ const Value* VectorMap::FindStringRef(absl::string_view key, Value*) const {
       const Value& k = keys_[i];
       if (!k.IsString()) continue;
       const absl::string_view s = k.string_value();
-      if (s.size() == key.size() && ShortBytesEqual(s.data(), key.data(), s.size())) {
+      if (s.size() == key.size() &&
+          ShortBytesEqual(s.data(), key.data(), s.size())) {
         return &values_[i];
       }
     }

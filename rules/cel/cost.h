@@ -24,7 +24,7 @@ namespace tappa::cel {
 
 inline constexpr char kCostLimitExceeded[] = "evaluation cost limit exceeded";
 inline constexpr char kResultTooLarge[] = "result size limit exceeded";
-inline constexpr size_t kMaxConcatBytes = size_t{16} << 20;   // 16 MiB
+inline constexpr size_t kMaxConcatBytes = size_t{16} << 20;    // 16 MiB
 inline constexpr size_t kMaxConcatElements = size_t{1} << 20;  // 1 Mi
 
 class CostBudget {

@@ -18,8 +18,7 @@ constexpr char kNoOr[] = "no matching overload for '_||_'";
 constexpr char kNoNot[] = "no matching overload for '!_'";
 constexpr char kNoTernary[] = "no matching overload for '_?_:_'";
 constexpr char kNoMatches[] = "no matching overload for 'matches'";
-constexpr char kBadRange[] =
-    "comprehension range must be a list or a map";
+constexpr char kBadRange[] = "comprehension range must be a list or a map";
 constexpr char kUnboundVariable[] = "no value bound for a declared variable";
 
 struct Context {
@@ -61,23 +60,6 @@ Value EvalOr(const Node& node, Context& ctx) {
   return NonBool(left, kNoOr);
 }
 
-Value SelectField(const Value& operand, absl::string_view field,
-                  absl::string_view missing_key);
-
-Value EvalSelect(const Node& node, Context& ctx) {
-  Value operand = Eval(*node.children[0], ctx);
-  if (operand.IsMap()) {
-    if (node.op == Op::kSelect) {
-      return SelectField(operand, node.field, node.missing_key);
-    }
-    Value scratch;
-    return Value::Bool(operand.map_value().FindStringRef(node.field,
-                                                         &scratch) != nullptr);
-  }
-  if (operand.IsError()) return operand;
-  return Value::StaticError(kInvalidSelect);
-}
-
 // A field of a map. When the map is not owned by a temporary (it is borrowed
 // from the bindings or the program, which outlive the evaluation) and the
 // field is a Value the map stores, the result borrows it: no reference count
@@ -89,6 +71,20 @@ Value SelectField(const Value& operand, absl::string_view field,
   if (found == nullptr) return Value::StaticError(missing_key);
   if (found == &scratch) return scratch;
   return operand.IsOwned() ? *found : BorrowedView(*found);
+}
+
+Value EvalSelect(const Node& node, Context& ctx) {
+  Value operand = Eval(*node.children[0], ctx);
+  if (operand.IsMap()) {
+    if (node.op == Op::kSelect) {
+      return SelectField(operand, node.field, node.missing_key);
+    }
+    Value scratch;
+    return Value::Bool(
+        operand.map_value().FindStringRef(node.field, &scratch) != nullptr);
+  }
+  if (operand.IsError()) return operand;
+  return Value::StaticError(kInvalidSelect);
 }
 
 Value EvalSelectPath(const Node& node, Context& ctx) {
@@ -115,7 +111,8 @@ Value EvalSelectPath(const Node& node, Context& ctx) {
     if (found == &scratch) stored = false;
     if (i + 1 == n) return stored ? BorrowedView(*found) : Value(*found);
     if (!found->IsMap()) {
-      if (found->IsError()) return stored ? BorrowedView(*found) : Value(*found);
+      if (found->IsError())
+        return stored ? BorrowedView(*found) : Value(*found);
       return Value::StaticError(kInvalidSelect);
     }
     if (stored) {
@@ -245,7 +242,9 @@ class Range {
       : list_(v.IsList() ? &v.list_value() : nullptr),
         map_(v.IsMap() ? &v.map_value() : nullptr) {}
   bool valid() const { return list_ != nullptr || map_ != nullptr; }
-  size_t size() const { return list_ != nullptr ? list_->size() : map_->size(); }
+  size_t size() const {
+    return list_ != nullptr ? list_->size() : map_->size();
+  }
   Value Get(size_t i) const {
     return list_ != nullptr ? list_->Get(i) : map_->KeyAt(i);
   }
@@ -255,7 +254,8 @@ class Range {
   const MapValue* map_;
 };
 
-ABSL_ATTRIBUTE_NOINLINE Value EvalComprehension(const Node& node, Context& ctx) {
+ABSL_ATTRIBUTE_NOINLINE Value EvalComprehension(const Node& node,
+                                                Context& ctx) {
   Value range_value = Eval(*node.children[0], ctx);
   if (range_value.IsError()) return range_value;
   const Range range(range_value);
@@ -268,7 +268,8 @@ ABSL_ATTRIBUTE_NOINLINE Value EvalComprehension(const Node& node, Context& ctx) 
     case Op::kComprehension: {
       accu = Eval(*node.children[1], ctx);
       for (size_t i = 0; i < n; ++i) {
-        if (!ctx.budget.Charge(1)) return Value::StaticError(kCostLimitExceeded);
+        if (!ctx.budget.Charge(1))
+          return Value::StaticError(kCostLimitExceeded);
         iter = range.Get(i);
         Value condition = Eval(*node.children[2], ctx);
         if (condition.IsBool() && !condition.bool_value()) break;
@@ -285,7 +286,8 @@ ABSL_ATTRIBUTE_NOINLINE Value EvalComprehension(const Node& node, Context& ctx) 
       Value first_error;
       bool failed = false;
       for (size_t i = 0; i < n; ++i) {
-        if (!ctx.budget.Charge(1)) return Value::StaticError(kCostLimitExceeded);
+        if (!ctx.budget.Charge(1))
+          return Value::StaticError(kCostLimitExceeded);
         iter = range.Get(i);
         Value p = Eval(*node.children[1], ctx);
         if (p.IsBool()) {
@@ -302,7 +304,8 @@ ABSL_ATTRIBUTE_NOINLINE Value EvalComprehension(const Node& node, Context& ctx) 
       // accumulator an error for good, so the first one is the result.
       int64_t count = 0;
       for (size_t i = 0; i < n; ++i) {
-        if (!ctx.budget.Charge(1)) return Value::StaticError(kCostLimitExceeded);
+        if (!ctx.budget.Charge(1))
+          return Value::StaticError(kCostLimitExceeded);
         iter = range.Get(i);
         Value p = Eval(*node.children[1], ctx);
         if (!p.IsBool()) return NonBool(p, kNoTernary);
@@ -315,13 +318,14 @@ ABSL_ATTRIBUTE_NOINLINE Value EvalComprehension(const Node& node, Context& ctx) 
       auto* list = new VectorList();
       Value result = Value::OwnedList(list);  // sole owner: append in place
       list->Reserve(n);
-      const Node* predicate =
-          (node.op == Op::kFilter || node.has_predicate) ? node.children[1].get()
-                                                         : nullptr;
+      const Node* predicate = (node.op == Op::kFilter || node.has_predicate)
+                                  ? node.children[1].get()
+                                  : nullptr;
       const Node* transform =
           node.op == Op::kMapMacro ? node.children.back().get() : nullptr;
       for (size_t i = 0; i < n; ++i) {
-        if (!ctx.budget.Charge(1)) return Value::StaticError(kCostLimitExceeded);
+        if (!ctx.budget.Charge(1))
+          return Value::StaticError(kCostLimitExceeded);
         iter = range.Get(i);
         if (predicate != nullptr) {
           Value p = Eval(*predicate, ctx);
@@ -329,7 +333,8 @@ ABSL_ATTRIBUTE_NOINLINE Value EvalComprehension(const Node& node, Context& ctx) 
           if (!p.bool_value()) continue;
         }
         // The element built costs one more unit.
-        if (!ctx.budget.Charge(1)) return Value::StaticError(kCostLimitExceeded);
+        if (!ctx.budget.Charge(1))
+          return Value::StaticError(kCostLimitExceeded);
         if (transform == nullptr) {
           list->Append(iter);
           continue;
@@ -357,6 +362,14 @@ Value Eval(const Node& node, Context& ctx) {
       return BorrowedView(ctx.bindings[node.slot]);
     case Op::kSelectPath:
       return EvalSelectPath(node, ctx);
+    case Op::kIndexString: {
+      Value operand = Eval(*node.children[0], ctx);
+      if (operand.IsMap()) {
+        return SelectField(operand, node.field, node.missing_key);
+      }
+      if (operand.IsError()) return operand;
+      return Index(operand, Value::BorrowedString(node.field));
+    }
     case Op::kLocal:
       return ctx.frame[node.slot];
     case Op::kSelect:

@@ -18,28 +18,48 @@ struct BuiltinInfo {
   const char* no_overload;
 };
 
-#define TAPPA_BUILTIN(name) {name, "no matching overload for '" name "'"}
+#define TAPPA_BUILTIN(name) \
+  { name, "no matching overload for '" name "'" }
 // Indexed by Builtin; keep in the enum's order.
 constexpr BuiltinInfo kBuiltins[] = {
-    TAPPA_BUILTIN("_==_"),          TAPPA_BUILTIN("_!=_"),
-    TAPPA_BUILTIN("_<_"),           TAPPA_BUILTIN("_<=_"),
-    TAPPA_BUILTIN("_>_"),           TAPPA_BUILTIN("_>=_"),
-    TAPPA_BUILTIN("_+_"),           TAPPA_BUILTIN("_-_"),
-    TAPPA_BUILTIN("_*_"),           TAPPA_BUILTIN("_/_"),
-    TAPPA_BUILTIN("_%_"),           TAPPA_BUILTIN("-_"),
-    TAPPA_BUILTIN("_[_]"),          TAPPA_BUILTIN("@in"),
-    TAPPA_BUILTIN("size"),          TAPPA_BUILTIN("contains"),
-    TAPPA_BUILTIN("startsWith"),    TAPPA_BUILTIN("endsWith"),
-    TAPPA_BUILTIN("matches"),       TAPPA_BUILTIN("int"),
-    TAPPA_BUILTIN("uint"),          TAPPA_BUILTIN("double"),
-    TAPPA_BUILTIN("string"),        TAPPA_BUILTIN("bytes"),
-    TAPPA_BUILTIN("bool"),          TAPPA_BUILTIN("timestamp"),
-    TAPPA_BUILTIN("duration"),      TAPPA_BUILTIN("dyn"),
-    TAPPA_BUILTIN("type"),          TAPPA_BUILTIN("getFullYear"),
-    TAPPA_BUILTIN("getMonth"),      TAPPA_BUILTIN("getDate"),
-    TAPPA_BUILTIN("getDayOfMonth"), TAPPA_BUILTIN("getDayOfWeek"),
-    TAPPA_BUILTIN("getDayOfYear"),  TAPPA_BUILTIN("getHours"),
-    TAPPA_BUILTIN("getMinutes"),    TAPPA_BUILTIN("getSeconds"),
+    TAPPA_BUILTIN("_==_"),
+    TAPPA_BUILTIN("_!=_"),
+    TAPPA_BUILTIN("_<_"),
+    TAPPA_BUILTIN("_<=_"),
+    TAPPA_BUILTIN("_>_"),
+    TAPPA_BUILTIN("_>=_"),
+    TAPPA_BUILTIN("_+_"),
+    TAPPA_BUILTIN("_-_"),
+    TAPPA_BUILTIN("_*_"),
+    TAPPA_BUILTIN("_/_"),
+    TAPPA_BUILTIN("_%_"),
+    TAPPA_BUILTIN("-_"),
+    TAPPA_BUILTIN("_[_]"),
+    TAPPA_BUILTIN("@in"),
+    TAPPA_BUILTIN("size"),
+    TAPPA_BUILTIN("contains"),
+    TAPPA_BUILTIN("startsWith"),
+    TAPPA_BUILTIN("endsWith"),
+    TAPPA_BUILTIN("matches"),
+    TAPPA_BUILTIN("int"),
+    TAPPA_BUILTIN("uint"),
+    TAPPA_BUILTIN("double"),
+    TAPPA_BUILTIN("string"),
+    TAPPA_BUILTIN("bytes"),
+    TAPPA_BUILTIN("bool"),
+    TAPPA_BUILTIN("timestamp"),
+    TAPPA_BUILTIN("duration"),
+    TAPPA_BUILTIN("dyn"),
+    TAPPA_BUILTIN("type"),
+    TAPPA_BUILTIN("getFullYear"),
+    TAPPA_BUILTIN("getMonth"),
+    TAPPA_BUILTIN("getDate"),
+    TAPPA_BUILTIN("getDayOfMonth"),
+    TAPPA_BUILTIN("getDayOfWeek"),
+    TAPPA_BUILTIN("getDayOfYear"),
+    TAPPA_BUILTIN("getHours"),
+    TAPPA_BUILTIN("getMinutes"),
+    TAPPA_BUILTIN("getSeconds"),
     TAPPA_BUILTIN("getMilliseconds"),
 };
 #undef TAPPA_BUILTIN
@@ -166,8 +186,8 @@ constexpr Sig kStringPredicateSigs[] = {
     {2, {K::kString, K::kString}, K::kBool},
 };
 constexpr Sig kIntSigs[] = {
-    {1, {K::kInt}, K::kInt},    {1, {K::kUint}, K::kInt},
-    {1, {K::kDouble}, K::kInt}, {1, {K::kString}, K::kInt},
+    {1, {K::kInt}, K::kInt},       {1, {K::kUint}, K::kInt},
+    {1, {K::kDouble}, K::kInt},    {1, {K::kString}, K::kInt},
     {1, {K::kTimestamp}, K::kInt},
 };
 constexpr Sig kUintSigs[] = {
@@ -498,7 +518,8 @@ bool CheckBuiltin(Builtin id, absl::Span<const Type> args, Type* result) {
   for (const Sig& sig : SigsOf(id)) {
     if (sig.arity != static_cast<int>(args.size())) continue;
     bool ok = true;
-    for (int i = 0; i < sig.arity && ok; ++i) ok = Accepts(sig.params[i], args[i]);
+    for (int i = 0; i < sig.arity && ok; ++i)
+      ok = Accepts(sig.params[i], args[i]);
     if (!ok) continue;
     if (matched && sig.result != result_kind) same_result = false;
     matched = true;
@@ -531,7 +552,8 @@ std::string NoOverloadIssue(absl::string_view name, bool receiver_style,
                       "' applied to '", applied, "'");
 }
 
-Value CallBuiltin(Builtin id, absl::Span<const Value> args, CostBudget& budget) {
+Value CallBuiltin(Builtin id, absl::Span<const Value> args,
+                  CostBudget& budget) {
   switch (id) {
     case Builtin::kEqual:
       return Value::Bool(Equal(args[0], args[1]));

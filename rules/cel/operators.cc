@@ -466,7 +466,8 @@ Value Index(const Value& container, const Value& index) {
         index.IsString()
             ? container.map_value().FindString(index.string_value(), &result)
             : container.map_value().Find(index, &result);
-    if (!found) return Value::Error(absl::StrCat("no such key: ", KeyText(index)));
+    if (!found)
+      return Value::Error(absl::StrCat("no such key: ", KeyText(index)));
     return result;
   }
   return Value::StaticError(kNoIndex);

@@ -37,32 +37,34 @@ inline constexpr int kMaxComprehensionDepth = 16;
 inline constexpr int kMaxFrameSlots = 2 * kMaxComprehensionDepth;
 
 enum class Op : uint8_t {
-  kConstant,           // value
-  kVariable,           // bindings[slot]
-  kLocal,              // frame[slot]
-  kSelect,             // children[0].field; a missing key is missing_key
-  kSelectPath,         // bindings[slot].path[0].path[1]...: a fused chain of
-                       // selections from a binding (the common case)
-  kHas,                // has(children[0].field)
-  kAnd,                // children[0] && children[1]
-  kOr,                 // children[0] || children[1]
-  kNot,                // !children[0]
-  kTernary,            // children[0] ? children[1] : children[2]
-  kNotStrictlyFalse,   // @not_strictly_false(children[0])
-  kCall,               // builtin(children...), strict in errors
-  kCompareConstant,    // builtin(children[0], value), builtin one of ==, !=,
-                       // <, <=, >, >= (a constant left operand is swapped
-                       // to the right, the relation mirrored)
-  kMatchesCompiled,    // children[0].matches(<regex>)
-  kInConstantList,     // children[0] in <elements>
-  kList,               // [children...]
-  kMap,                // {children[0]: children[1], ...}
-  kComprehension,      // range, init, condition, step, result (ast.h)
-  kAll,                // range, predicate
-  kExists,             // range, predicate
-  kExistsOne,          // range, predicate
-  kMapMacro,           // range, [predicate,] transform
-  kFilter,             // range, predicate
+  kConstant,          // value
+  kVariable,          // bindings[slot]
+  kLocal,             // frame[slot]
+  kSelect,            // children[0].field; a missing key is missing_key
+  kSelectPath,        // bindings[slot].path[0].path[1]...: a fused chain of
+                      // selections from a binding (the common case)
+  kHas,               // has(children[0].field)
+  kIndexString,       // children[0][field]: a constant string index, so a
+                      // missing key is missing_key (no allocation)
+  kAnd,               // children[0] && children[1]
+  kOr,                // children[0] || children[1]
+  kNot,               // !children[0]
+  kTernary,           // children[0] ? children[1] : children[2]
+  kNotStrictlyFalse,  // @not_strictly_false(children[0])
+  kCall,              // builtin(children...), strict in errors
+  kCompareConstant,   // builtin(children[0], value), builtin one of ==, !=,
+                      // <, <=, >, >= (a constant left operand is swapped
+                      // to the right, the relation mirrored)
+  kMatchesCompiled,   // children[0].matches(<regex>)
+  kInConstantList,    // children[0] in <elements>
+  kList,              // [children...]
+  kMap,               // {children[0]: children[1], ...}
+  kComprehension,     // range, init, condition, step, result (ast.h)
+  kAll,               // range, predicate
+  kExists,            // range, predicate
+  kExistsOne,         // range, predicate
+  kMapMacro,          // range, [predicate,] transform
+  kFilter,            // range, predicate
 };
 
 struct Node {

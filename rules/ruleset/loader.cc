@@ -101,6 +101,53 @@ bool IsIdentifier(absl::string_view id) {
   });
 }
 
+// Makes a message safe to print and to carry in a gRPC status: one line of
+// valid UTF-8. Control characters and bytes that are not part of a valid
+// UTF-8 sequence become \xNN (and a newline \n).
+std::string SanitizeMessage(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t length = c < 0x80           ? 1
+                    : (c >> 5) == 0x6  ? 2
+                    : (c >> 4) == 0xE  ? 3
+                    : (c >> 3) == 0x1E ? 4
+                                       : 0;
+    bool valid = length > 0 && i + length <= s.size();
+    for (size_t j = 1; valid && j < length; ++j) {
+      valid = (static_cast<unsigned char>(s[i + j]) & 0xC0) == 0x80;
+    }
+    if (valid && length == 2) valid = c >= 0xC2;  // no overlong forms
+    if (valid && length == 3) {
+      unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
+      valid = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
+    }
+    if (valid && length == 4) {
+      unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
+      valid =
+          c <= 0xF4 && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+    }
+    if (valid && length == 1 && (c < 0x20 || c == 0x7F)) {
+      absl::StrAppend(&out, c == '\n' ? "\\n" : c == '\t' ? "\\t" : "");
+      if (c != '\n' && c != '\t') {
+        absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+      }
+      ++i;
+      continue;
+    }
+    if (!valid) {
+      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+      ++i;
+      continue;
+    }
+    out.append(s.data() + i, length);
+    i += length;
+  }
+  return out;
+}
+
 // Short rendering of a scalar for messages: long or multi-line values are cut.
 std::string Quote(absl::string_view s) {
   std::string out;
@@ -1900,8 +1947,9 @@ absl::StatusOr<std::shared_ptr<const Ruleset>> Loader::Load() {
     std::vector<std::string> lines;
     lines.reserve(diagnostics_.size());
     for (const Diagnostic& d : diagnostics_) {
-      lines.push_back(absl::StrCat(name_, ":", d.location.line, ":",
-                                   d.location.column, ": ", d.message));
+      lines.push_back(absl::StrCat(SanitizeMessage(name_), ":", d.location.line,
+                                   ":", d.location.column, ": ",
+                                   SanitizeMessage(d.message)));
     }
     return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
   }

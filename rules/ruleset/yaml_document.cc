@@ -59,7 +59,8 @@ class Builder final : public YAML::EventHandler {
   }
 
   void OnSequenceStart(const YAML::Mark& mark, const std::string& tag,
-                       YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+                       YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
     Open(YamlNode::Kind::kSequence, mark, tag, anchor);
   }
   void OnSequenceEnd() override { Close(); }
@@ -116,8 +117,8 @@ class Builder final : public YAML::EventHandler {
             YAML::anchor_t anchor) {
     // Stop before yaml-cpp recurses into a level deeper than allowed.
     if (static_cast<int>(stack_.size()) >= max_depth_) {
-      throw Abort{mark, absl::StrCat("nesting deeper than ", max_depth_,
-                                     " levels")};
+      throw Abort{mark,
+                  absl::StrCat("nesting deeper than ", max_depth_, " levels")};
     }
     YamlNode::Rep* rep = New(kind, mark, tag);
     rep->open = true;
@@ -161,14 +162,18 @@ class SecondDocumentProbe final : public YAML::EventHandler {
 
 }  // namespace
 
-bool YamlNode::IsNull() const { return rep_ != nullptr && rep_->kind == Kind::kNull; }
+bool YamlNode::IsNull() const {
+  return rep_ != nullptr && rep_->kind == Kind::kNull;
+}
 bool YamlNode::IsScalar() const {
   return rep_ != nullptr && rep_->kind == Kind::kScalar;
 }
 bool YamlNode::IsSequence() const {
   return rep_ != nullptr && rep_->kind == Kind::kSequence;
 }
-bool YamlNode::IsMap() const { return rep_ != nullptr && rep_->kind == Kind::kMap; }
+bool YamlNode::IsMap() const {
+  return rep_ != nullptr && rep_->kind == Kind::kMap;
+}
 
 const std::string& YamlNode::Scalar() const {
   return rep_ != nullptr ? rep_->scalar : EmptyString();

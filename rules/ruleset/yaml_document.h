@@ -74,7 +74,7 @@ struct YamlNode::Rep {
   YAML::Mark mark;
   std::string tag;
   std::string scalar;
-  std::vector<const Rep*> elements;                      // kSequence
+  std::vector<const Rep*> elements;                        // kSequence
   std::vector<std::pair<const Rep*, const Rep*>> entries;  // kMap
 };
 

@@ -6,6 +6,7 @@
 // and conditions evaluable (with null bindings) without crashing.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -23,9 +24,15 @@ namespace {
 using tappa::ruleset::Expression;
 using tappa::ruleset::Ruleset;
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+// Aborts (a finding for libFuzzer) naming the invariant that broke.
+#define Check(condition)                                                \
+  do {                                                                  \
+    if (!(condition)) {                                                 \
+      std::fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, \
+                   __LINE__, #condition);                               \
+      std::abort();                                                     \
+    }                                                                   \
+  } while (0)
 
 bool InRange(int index, size_t size) {
   return index >= 0 && static_cast<size_t>(index) < size;
@@ -107,6 +114,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(result.status().code() == absl::StatusCode::kInvalidArgument);
   for (const std::string& line : tappa::ruleset::ErrorLines(result.status())) {
     Check(absl::StartsWith(line, "fuzz.yaml:"));
+    for (char c : line) Check(static_cast<unsigned char>(c) >= 0x20);
   }
   return 0;
 }

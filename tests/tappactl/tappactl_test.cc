@@ -18,14 +18,14 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-struct Run {
+struct RunResult {
   int exit_code = -1;
   std::string out;
 };
 
 // Runs `tappactl <args>` with `input` on stdin (stderr merged into stdout
 // when `merge_stderr`).
-Run RunTappactl(const std::string& args, const std::string& input,
+RunResult RunTappactl(const std::string& args, const std::string& input,
                 bool merge_stderr = false) {
   std::string in_path = ::testing::TempDir() + "/tappactl_in.txt";
   {
@@ -34,7 +34,7 @@ Run RunTappactl(const std::string& args, const std::string& input,
   }
   std::string cmd = absl::StrCat(TAPPACTL_PATH, " ", args, " < ", in_path,
                                  merge_stderr ? " 2>&1" : " 2>/dev/null");
-  Run run;
+  RunResult run;
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return run;
   char buf[4096];
@@ -58,7 +58,7 @@ std::string Src(const std::string& relative) {
 }
 
 TEST(TappactlExprTest, OneLinePerInputInOrder) {
-  Run run = RunTappactl("expr",
+  RunResult run = RunTappactl("expr",
                         "{\"expr\": \"1 + 2\"}\n"
                         "{\"expr\": \"x * 2u\", \"bindings\": {\"x\": {\"uint64Value\": \"21\"}}}\n"
                         "not json\n"
@@ -77,7 +77,7 @@ TEST(TappactlExprTest, OneLinePerInputInOrder) {
 }
 
 TEST(TappactlExprTest, ValueForms) {
-  Run run = RunTappactl(
+  RunResult run = RunTappactl(
       "expr",
       "{\"expr\": \"[1.5, 'a', b'\\\\x00', null, true]\"}\n"
       "{\"expr\": \"{'k': 1}\"}\n"
@@ -103,7 +103,7 @@ TEST(TappactlExprTest, ValueForms) {
 }
 
 TEST(TappactlExprTest, DisableMacrosAndUnboundIdentifiers) {
-  Run run = RunTappactl("expr",
+  RunResult run = RunTappactl("expr",
                         "{\"expr\": \"[1].all(x, x > 0)\", \"disable_macros\": true}\n"
                         "{\"expr\": \"y + 1\"}\n"
                         "{\"expr\": \"a.b\", \"bindings\": {\"a.b\": {\"int64Value\": 7}}}\n");
@@ -116,7 +116,7 @@ TEST(TappactlExprTest, DisableMacrosAndUnboundIdentifiers) {
 }
 
 TEST(TappactlRulesTest, CheckAcceptsTheExampleAndRejectsBrokenFiles) {
-  Run ok = RunTappactl("rules check " + Src("rules/examples/retail.yaml"), "");
+  RunResult ok = RunTappactl("rules check " + Src("rules/examples/retail.yaml"), "");
   EXPECT_EQ(ok.exit_code, 0) << ok.out;
 
   std::string broken = ::testing::TempDir() + "/broken.yaml";
@@ -124,14 +124,14 @@ TEST(TappactlRulesTest, CheckAcceptsTheExampleAndRejectsBrokenFiles) {
     std::ofstream f(broken);
     f << "phases: [awareness]\nchannels: [web]\nbogus: 1\n";
   }
-  Run bad = RunTappactl("rules check " + broken, "", /*merge_stderr=*/true);
+  RunResult bad = RunTappactl("rules check " + broken, "", /*merge_stderr=*/true);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.out, HasSubstr(broken + ":3:1:"));
   EXPECT_THAT(bad.out, HasSubstr("bogus"));
 }
 
 TEST(TappactlRulesTest, EvalRanksActionsPerLineAndReportsErrors) {
-  Run run = RunTappactl(
+  RunResult run = RunTappactl(
       "rules eval " + Src("rules/examples/retail.yaml") +
           " --placement web.home_hero --now 2026-11-24T10:00:00Z",
       "{\"contact\": {\"id\": \"c1\", \"phase\": \"awareness\"}, "

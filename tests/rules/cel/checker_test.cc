@@ -26,8 +26,8 @@ class CheckerTest : public ::testing::Test {
                       {"attrs", Type::Map(Type::String(), Type::String())},
                       {"tags", Type::List(Type::String())},
                       {"last_seen", Type::Timestamp()}}));
-    env_.DeclareVariable("context",
-                         Type::Object("context", {{"channel", Type::String()}}));
+    env_.DeclareVariable(
+        "context", Type::Object("context", {{"channel", Type::String()}}));
     env_.DeclareVariable("now", Type::Timestamp());
     env_.DeclareVariable("event", Type::Dyn());
   }
@@ -35,7 +35,8 @@ class CheckerTest : public ::testing::Test {
   // "line:column: message" of every issue, or "ok: <result type>".
   std::string Check(absl::string_view expr) {
     CompileResult r = Compile(expr, env_);
-    if (r.ok()) return absl::StrCat("ok: ", r.program->result_type().DebugString());
+    if (r.ok())
+      return absl::StrCat("ok: ", r.program->result_type().DebugString());
     std::string out;
     for (const Issue& issue : r.issues) {
       if (!out.empty()) out += "\n";
@@ -81,9 +82,11 @@ TEST_F(CheckerTest, WellTypedConditions) {
 }
 
 TEST_F(CheckerTest, UndeclaredReferences) {
-  EXPECT_EQ(Check("contct.phase == 'x'"), "1:1: undeclared reference to 'contct'");
-  EXPECT_EQ(Check("a + b"),
-            "1:1: undeclared reference to 'a'\n1:5: undeclared reference to 'b'");
+  EXPECT_EQ(Check("contct.phase == 'x'"),
+            "1:1: undeclared reference to 'contct'");
+  EXPECT_EQ(
+      Check("a + b"),
+      "1:1: undeclared reference to 'a'\n1:5: undeclared reference to 'b'");
   EXPECT_EQ(Check("foo(1)"), "1:1: undeclared reference to 'foo'");
   EXPECT_EQ(Check("contact.phase.foo()"), "1:1: undeclared reference to 'foo'");
   EXPECT_EQ(Check("[1].map(x, y)"), "1:12: undeclared reference to 'y'");

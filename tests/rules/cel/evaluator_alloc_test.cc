@@ -46,7 +46,8 @@ namespace tappa::cel {
 namespace {
 
 constexpr char kCondition[] =
-    "contact.phase == \"consideration\" && context.channel in [\"web\",\"app\"] "
+    "contact.phase == \"consideration\" && context.channel in "
+    "[\"web\",\"app\"] "
     "&& contact.counts.product_view_7d >= 3 && "
     "(contact.attrs.country == \"IT\" || contact.attrs.tier == \"gold\")";
 
@@ -93,21 +94,27 @@ class TypicalCondition : public ::testing::Test {
 };
 
 TEST_F(TypicalCondition, Results) {
-  EXPECT_TRUE(program_->Evaluate(Bindings("consideration", "web", 3, "IT", false))
-                  .bool_value());
-  EXPECT_TRUE(program_->Evaluate(Bindings("consideration", "app", 5, "FR", true))
-                  .bool_value());
+  EXPECT_TRUE(
+      program_->Evaluate(Bindings("consideration", "web", 3, "IT", false))
+          .bool_value());
+  EXPECT_TRUE(
+      program_->Evaluate(Bindings("consideration", "app", 5, "FR", true))
+          .bool_value());
   EXPECT_FALSE(program_->Evaluate(Bindings("awareness", "web", 3, "IT", false))
                    .bool_value());
-  EXPECT_FALSE(program_->Evaluate(Bindings("consideration", "sms", 3, "IT", false))
-                   .bool_value());
-  EXPECT_FALSE(program_->Evaluate(Bindings("consideration", "web", 2, "IT", false))
-                   .bool_value());
+  EXPECT_FALSE(
+      program_->Evaluate(Bindings("consideration", "sms", 3, "IT", false))
+          .bool_value());
+  EXPECT_FALSE(
+      program_->Evaluate(Bindings("consideration", "web", 2, "IT", false))
+          .bool_value());
   // Missing "tier": the error is absorbed by || when country decides...
-  EXPECT_TRUE(program_->Evaluate(Bindings("consideration", "web", 3, "IT", false))
-                  .bool_value());
+  EXPECT_TRUE(
+      program_->Evaluate(Bindings("consideration", "web", 3, "IT", false))
+          .bool_value());
   // ... and is the result when it does not.
-  Value v = program_->Evaluate(Bindings("consideration", "web", 3, "FR", false));
+  Value v =
+      program_->Evaluate(Bindings("consideration", "web", 3, "FR", false));
   ASSERT_TRUE(v.IsError());
   EXPECT_EQ(v.error_message(), "no such key: tier");
 }
@@ -140,9 +147,9 @@ TEST_F(TypicalCondition, RoughSpeed) {
   }
   const auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(trues, kIterations);
-  std::printf("typical condition: %.1f ns/eval\n",
-              std::chrono::duration<double, std::nano>(elapsed).count() /
-                  kIterations);
+  std::printf(
+      "typical condition: %.1f ns/eval\n",
+      std::chrono::duration<double, std::nano>(elapsed).count() / kIterations);
 }
 
 TEST_F(TypicalCondition, ConcurrentEvaluation) {

@@ -117,8 +117,9 @@ class CelTest : public ::testing::Test {
         absl::StartsWith(expected, "error~")) {
       const absl::string_view message = expected.substr(6);
       const bool exact = expected[5] == ':';
-      if (v.IsError() && (exact ? v.error_message() == message
-                                : absl::StrContains(v.error_message(), message))) {
+      if (v.IsError() &&
+          (exact ? v.error_message() == message
+                 : absl::StrContains(v.error_message(), message))) {
         return ::testing::AssertionSuccess();
       }
       return ::testing::AssertionFailure()
@@ -133,9 +134,9 @@ class CelTest : public ::testing::Test {
     if (v.DebugString() == want.DebugString()) {
       return ::testing::AssertionSuccess();
     }
-    return ::testing::AssertionFailure() << c.expr << ": expected "
-                                         << want.DebugString() << ", got "
-                                         << v.DebugString();
+    return ::testing::AssertionFailure()
+           << c.expr << ": expected " << want.DebugString() << ", got "
+           << v.DebugString();
   }
 
   void ExpectAll(std::initializer_list<Case> cases) {
@@ -235,8 +236,9 @@ TEST_F(CelTest, Concatenation) {
       {"xs + [4]", "[1, 2, 3, 4]"},
       {"xs + []", "[1, 2, 3]"},
       {"[1] + ['a']", "[1, 'a']"},
-      {"'a' + 1", "issue~found no matching overload for '_+_' applied to "
-                  "'(string, int)'"},
+      {"'a' + 1",
+       "issue~found no matching overload for '_+_' applied to "
+       "'(string, int)'"},
       {"dyn('a') + b'a'", "error:no matching overload for '_+_'"},
   });
 }
@@ -278,8 +280,9 @@ TEST_F(CelTest, HeterogeneousEquality) {
       {"xs != [1, 2]", "true"},
       {"m.b == {'c': 2}", "true"},
       {"m == m", "true"},
-      {"'a' == 1", "issue~found no matching overload for '_==_' applied to "
-                   "'(string, int)'"},
+      {"'a' == 1",
+       "issue~found no matching overload for '_==_' applied to "
+       "'(string, int)'"},
       {"1 / 0 == 1", kDivZero},
       {"1 == 1 / 0", kDivZero},
       {"1 / zero == 1 % zero", kDivZero},
@@ -357,8 +360,9 @@ TEST_F(CelTest, In) {
       {"[1] in [[1], [2]]", "true"},
       {"dyn([1]) in {'a': 1}", "false"},
       {"1 in 1", "issue~found no matching overload for '@in'"},
-      {"'a' in [1, 2]", "issue~found no matching overload for '@in' applied "
-                        "to '(string, list(int))'"},
+      {"'a' in [1, 2]",
+       "issue~found no matching overload for '@in' applied "
+       "to '(string, list(int))'"},
       {"dyn(1) in dyn(1)", "error:no matching overload for '@in'"},
       {"1 / 0 in [1]", kDivZero},
       {"1 / zero in [1]", kDivZero},
@@ -385,6 +389,11 @@ TEST_F(CelTest, Index) {
       {"{true: 1}[true]", "1"},
       {"m['b']['c']", "2"},
       {"m[s]", "error:no such key: abc"},
+      {"m['a']", "1"},
+      {"m['zz']", "error:no such key: zz"},
+      {"xs['a']", "error:no matching overload for '_[_]'"},
+      {"dyn(s)['a']", "error:no matching overload for '_[_]'"},
+      {"dyn(1 / zero)['a']", kDivZero},
       {"'abc'[0]", "issue~found no matching overload for '_[_]'"},
       {"dyn('abc')[0]", "error:no matching overload for '_[_]'"},
       {"xs[1 / zero]", kDivZero},
@@ -437,8 +446,9 @@ TEST_F(CelTest, LogicalOperatorsAbsorbErrors) {
       {"f && dyn(one)", "false"},
       {"dyn(one) || t", "true"},
       {"dyn(one) || f", "error:no matching overload for '_||_'"},
-      {"1 && true", "issue~found no matching overload for '_&&_' applied to "
-                    "'(int, bool)'"},
+      {"1 && true",
+       "issue~found no matching overload for '_&&_' applied to "
+       "'(int, bool)'"},
       // The same with constants (folded at compile time).
       {"false && (1 / 0 == 1)", "false"},
       {"(1 / 0 == 1) && false", "false"},
@@ -505,11 +515,13 @@ TEST_F(CelTest, Macros) {
       {"xs.map(x, x).filter(y, y > 1).size()", "2"},
       {"xs.all(x, x > 0) && xs.exists(x, x == 3)", "true"},
       {"xs.map(x, xs.filter(y, y < x).size())", "[0, 1, 2]"},
-      {"dyn(1).all(x, true)", "error:comprehension range must be a list or a map"},
+      {"dyn(1).all(x, true)",
+       "error:comprehension range must be a list or a map"},
       {"(1).all(x, true)",
        "issue~expression of type 'int' cannot be the range of a comprehension"},
-      {"[1].all(x, x)", "issue~found no matching overload for '_&&_' applied "
-                        "to '(bool, int)'"},
+      {"[1].all(x, x)",
+       "issue~found no matching overload for '_&&_' applied "
+       "to '(bool, int)'"},
   });
 }
 
@@ -546,7 +558,7 @@ TEST_F(CelTest, ListAndMapLiterals) {
 
 TEST_F(CelTest, SizeAndStringFunctions) {
   ExpectAll({
-      {"size('h\u00e9llo')", "5"},  // code points
+      {"size('h\u00e9llo')", "5"},   // code points
       {"size(b'h\u00e9llo')", "6"},  // bytes
       {"'abc'.size()", "3"},
       {"s.size()", "3"},
@@ -555,8 +567,9 @@ TEST_F(CelTest, SizeAndStringFunctions) {
       {"size(m)", "2"},
       {"m.size()", "2"},
       {"xs.size()", "3"},
-      {"size(1)", "issue~found no matching overload for 'size' applied to "
-                  "'(int)'"},
+      {"size(1)",
+       "issue~found no matching overload for 'size' applied to "
+       "'(int)'"},
       {"size(dyn(1))", "error:no matching overload for 'size'"},
       {"'hello'.contains('ell')", "true"},
       {"'hello'.contains('x')", "false"},
@@ -564,8 +577,9 @@ TEST_F(CelTest, SizeAndStringFunctions) {
       {"'hello'.endsWith('lo')", "true"},
       {"s.startsWith('b')", "false"},
       {"s.contains('')", "true"},
-      {"'x'.contains(1)", "issue~found no matching overload for 'contains' "
-                          "applied to 'string.(int)'"},
+      {"'x'.contains(1)",
+       "issue~found no matching overload for 'contains' "
+       "applied to 'string.(int)'"},
       {"dyn(1).contains('a')", "error:no matching overload for 'contains'"},
       {"'hello'.matches('^h.*o$')", "true"},
       {"matches('abc', 'b')", "true"},  // unanchored
@@ -640,11 +654,11 @@ TEST_F(CelTest, TypeValues) {
 TEST_F(CelTest, Timestamps) {
   ExpectAll({
       {"ts.getFullYear()", "2009"},
-      {"ts.getMonth()", "1"},         // 0-based: February
-      {"ts.getDate()", "13"},         // 1-based
-      {"ts.getDayOfMonth()", "12"},   // 0-based
-      {"ts.getDayOfWeek()", "5"},     // Friday
-      {"ts.getDayOfYear()", "43"},    // 0-based
+      {"ts.getMonth()", "1"},        // 0-based: February
+      {"ts.getDate()", "13"},        // 1-based
+      {"ts.getDayOfMonth()", "12"},  // 0-based
+      {"ts.getDayOfWeek()", "5"},    // Friday
+      {"ts.getDayOfYear()", "43"},   // 0-based
       {"ts.getHours()", "23"},
       {"ts.getMinutes()", "31"},
       {"ts.getSeconds()", "30"},
@@ -658,8 +672,9 @@ TEST_F(CelTest, Timestamps) {
       {"duration('3h30m').getMinutes()", "210"},
       {"duration('1.5s').getSeconds()", "1"},
       {"duration('1.5s').getMilliseconds()", "500"},
-      {"duration('1h').getFullYear()", "issue~found no matching overload for "
-                                      "'getFullYear'"},
+      {"duration('1h').getFullYear()",
+       "issue~found no matching overload for "
+       "'getFullYear'"},
       {"ts + duration('1h') == timestamp('2009-02-14T00:31:30Z')", "true"},
       {"duration('1h') + ts == timestamp('2009-02-14T00:31:30Z')", "true"},
       {"timestamp('2009-02-14T00:31:30Z') - ts == duration('1h')", "true"},
@@ -668,8 +683,9 @@ TEST_F(CelTest, Timestamps) {
       {"duration('1h') + duration('1m') == duration('61m')", "true"},
       {"duration('1h') - duration('1m') == duration('59m')", "true"},
       {"timestamp('9999-12-31T23:59:59Z') + duration('1s')", "error~range"},
-      {"timestamp(0) + 1", "issue~found no matching overload for '_+_' applied to "
-                 "'(google.protobuf.Timestamp, int)'"},
+      {"timestamp(0) + 1",
+       "issue~found no matching overload for '_+_' applied to "
+       "'(google.protobuf.Timestamp, int)'"},
   });
 }
 
@@ -688,14 +704,14 @@ TEST_F(CelTest, UndeclaredReferencesWhenAllowed) {
 
 TEST_F(CelTest, QualifiedNames) {
   Bind("a.b", Map({{Value::String("c"), Value::Int(1)}}));
-  Bind("a", Map({{Value::String("b"),
-                  Map({{Value::String("c"), Value::Int(2)},
-                       {Value::String("d"), Value::Int(3)}})}}));
+  Bind("a",
+       Map({{Value::String("b"), Map({{Value::String("c"), Value::Int(2)},
+                                      {Value::String("d"), Value::Int(3)}})}}));
   ExpectAll({
-      {"a.b.c", "1"},      // the longest declared prefix wins
+      {"a.b.c", "1"},  // the longest declared prefix wins
       {".a.b.c", "1"},
       {"a.b.d", "error:no such key: d"},  // resolved as "a.b" then .d
-      {"a['b'].d", "3"},   // indexing is not part of a qualified name
+      {"a['b'].d", "3"},  // indexing is not part of a qualified name
       {"[0].map(a, a)", "[0]"},
   });
   Bind("a.b.c", Value::Int(4));
@@ -729,8 +745,8 @@ TEST_F(CelTest, ConstantFolding) {
        {"duration('24h')", "timestamp('2020-01-01T00:00:00Z')",
         "['web', 'app']", "{'a': [1, 2]}", "1 + 2 * 3", "1 / 0",
         "[1, 2, 3].map(x, x * 2)", "'abc'.matches('b')", "int",
-        "false && one == 1", "one == 1 || true", "true ? 1 : one",
-        "{'a': 1}.a", "size('abc')"}) {
+        "false && one == 1", "one == 1 || true", "true ? 1 : one", "{'a': 1}.a",
+        "size('abc')"}) {
     std::unique_ptr<Node> plan = PlanOf(expr, env_);
     ASSERT_NE(plan, nullptr);
     EXPECT_EQ(plan->op, Op::kConstant) << expr;
@@ -756,9 +772,9 @@ TEST_F(CelTest, CostLimitStopsRunawayComprehensions) {
   std::string hundred = "[";
   for (int i = 0; i < 100; ++i) absl::StrAppend(&hundred, i == 0 ? "" : ",", i);
   hundred += "]";
-  const std::string expr = absl::StrCat(
-      hundred, ".map(a, ", hundred, ".map(b, ", hundred, ".map(c, ", hundred,
-      ".map(d, a + b + c + d))))");
+  const std::string expr =
+      absl::StrCat(hundred, ".map(a, ", hundred, ".map(b, ", hundred,
+                   ".map(c, ", hundred, ".map(d, a + b + c + d))))");
   EXPECT_TRUE(Matches({expr.c_str(), "error:evaluation cost limit exceeded"}));
 
   EvalOptions small;
@@ -783,22 +799,28 @@ TEST_F(CelTest, CostLimitStopsRunawayComprehensions) {
 }
 
 TEST_F(CelTest, ConcatenationIsBounded) {
-  // Doubling a string 30 times would make a gigabyte; the budget stops it
-  // long before, even when the caller sets no practical limit.
-  std::string expr = "s";
-  for (int i = 0; i < 30; ++i) expr = absl::StrCat("(", expr, " + ", expr, ")");
+  // Even with no practical budget, no concatenation builds more than
+  // kMaxConcatBytes / kMaxConcatElements.
+  Bind("big", Value::String(std::string(9 << 20, 'a')));
+  std::vector<Value> elements(600 * 1024, Value::Int(1));
+  Bind("many", List(std::move(elements)));
   EvalOptions unlimited;
   unlimited.cost_limit = INT64_MAX;
-  Value v = Eval(expr, unlimited);
-  ASSERT_TRUE(v.IsError());
-  EXPECT_EQ(v.error_message(), "result size limit exceeded");
+  EXPECT_EQ(Eval("big + big", unlimited).error_message(),
+            "result size limit exceeded");
+  EXPECT_EQ(Eval("many + many", unlimited).error_message(),
+            "result size limit exceeded");
+  EXPECT_EQ(Eval("size(big + 'a')", unlimited).int_value(), (9 << 20) + 1);
+  // With the default budget, the bytes produced are what runs out first.
+  EXPECT_EQ(Eval("size(big + 'a')").error_message(),
+            "evaluation cost limit exceeded");
 }
 
 TEST_F(CelTest, ComprehensionNestingLimit) {
   auto nested = [](int depth) {
     std::string expr = "true";
     for (int i = depth - 1; i >= 0; --i) {
-      expr = absl::StrCat("xs.all(x", i, ", ", expr, ")");
+      expr = absl::StrCat("[one].all(x", i, ", ", expr, ")");
     }
     return expr;
   };

@@ -329,8 +329,9 @@ TEST(Loader, CrlfLineEndingsAndByteOrderMark) {
   }
   auto result = LoadRulesetFromString("\xEF\xBB\xBF" + crlf, "crlf.yaml");
   ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ((*result)->actions.size(),
-            MustLoad(retail) == nullptr ? 0u : MustLoad(retail)->actions.size());
+  EXPECT_EQ((*result)->actions.size(), MustLoad(retail) == nullptr
+                                           ? 0u
+                                           : MustLoad(retail)->actions.size());
   EXPECT_EQ((*result)->version, Sha256Hex("\xEF\xBB\xBF" + crlf));
   // Positions are the same as with LF endings.
   EXPECT_THAT(Errors("\xEF\xBB\xBFphases: [a]\r\nchannels: [web]\r\n"
@@ -348,8 +349,14 @@ TEST(Loader, MissingFile) {
 
 TEST(Hostile, DeepFlowNesting) {
   std::string text = "phases: " + std::string(100000, '[');
-  EXPECT_THAT(Errors(text),
-              ElementsAre("t.yaml:1:71: nesting deeper than 64 levels"));
+  // The 64th '[' would be the 65th collection (the top-level mapping is one).
+  std::string closed = "phases: " + std::string(64, '[') + std::string(64, ']');
+  EXPECT_THAT(Errors(closed),
+              ElementsAre("t.yaml:1:72: nesting deeper than 64 levels"));
+  // Unclosed, yaml-cpp's marks are approximate; the error is the same.
+  EXPECT_THAT(Errors(text), ElementsAre(testing::AllOf(
+                                HasSubstr("t.yaml:1:"),
+                                HasSubstr(": nesting deeper than 64 levels"))));
 }
 
 TEST(Hostile, DeepBlockNesting) {
@@ -382,7 +389,8 @@ TEST(Hostile, BillionLaughs) {
   auto errors = Errors(text);
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_THAT(errors[0],
-              HasSubstr(absl::StrCat("document too large: more than ", kMaxYamlNodes, " nodes")));
+              HasSubstr(absl::StrCat("document too large: more than ",
+                                     kMaxYamlNodes, " nodes")));
 }
 
 TEST(Hostile, RecursiveAlias) {
@@ -426,6 +434,17 @@ TEST(Hostile, YamlCppLoadAllLoop) {
   EXPECT_THAT(Errors("# comment\n,actions:\n  - id: x\n"),
               ElementsAre("t.yaml:2:1: YAML syntax error: unexpected ','"));
   EXPECT_THAT(Errors(","), ElementsAre(HasSubstr("t.yaml:1:1: ")));
+}
+
+TEST(Hostile, MessagesAreOneLineOfValidUtf8) {
+  // yaml-cpp's message ends with the offending character, here a control
+  // character.
+  EXPECT_THAT(Errors("phases: [\"a\\\x01\"]\n"),
+              ElementsAre("t.yaml:1:14: YAML syntax error: unknown escape "
+                          "character: \\x01"));
+  // Invalid UTF-8 from the file is escaped.
+  EXPECT_THAT(Errors("phases: [a]\nchannels: [w]\nk\xff\xfe: 1\n"),
+              ElementsAre("t.yaml:3:1: unknown key 'k\\xff\\xfe' in ruleset"));
 }
 
 TEST(Hostile, TooLarge) {
