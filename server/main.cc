@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/stubs/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -221,6 +222,14 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // A request with invalid UTF-8 is answered INVALID_ARGUMENT naming the
+  // field (server/api); protobuf would also log it, letting any client flood
+  // the log. Other protobuf messages still go to stderr.
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file,
+                                     int line, const std::string& message) {
+    if (message.find("invalid UTF-8") != std::string::npos) return;
+    std::cerr << "[protobuf " << file << ":" << line << "] " << message << std::endl;
+  });
   absl::SetProgramUsageMessage(
       "Tappa: real-time journey tracking and next-best-action over gRPC.\n"
       "  tappa-server --rules=rules/examples/retail.yaml [--redis_url=...]");

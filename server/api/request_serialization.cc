@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/wire_format_lite.h"
 
 namespace tappa::api {
@@ -102,8 +103,23 @@ grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer, google::protobuf::Mess
       bytes.append(reinterpret_cast<const char*>(part.begin()), part.size());
     }
   }
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                      DescribeParseFailure(msg->GetDescriptor(), bytes));
+  msg->Clear();
+  msg->GetReflection()->MutableUnknownFields(msg)->AddLengthDelimited(
+      kDecodeErrorField, DescribeParseFailure(msg->GetDescriptor(), bytes));
+  return grpc::Status::OK;
+}
+
+std::string DecodeError(const google::protobuf::Message& request) {
+  const google::protobuf::UnknownFieldSet& unknown =
+      request.GetReflection()->GetUnknownFields(request);
+  for (int i = 0; i < unknown.field_count(); ++i) {
+    const google::protobuf::UnknownField& field = unknown.field(i);
+    if (field.number() == kDecodeErrorField &&
+        field.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+      return field.length_delimited();
+    }
+  }
+  return "";
 }
 
 }  // namespace tappa::api

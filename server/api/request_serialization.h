@@ -30,9 +30,20 @@ namespace tappa::api {
 std::string DescribeParseFailure(const google::protobuf::Descriptor* descriptor,
                                  const std::string& bytes);
 
-// Deserialize for request messages: as gRPC's own, but a parse failure is
-// INVALID_ARGUMENT with DescribeParseFailure's message.
+// Deserialize for request messages. gRPC 1.51's callback API answers
+// UNIMPLEMENTED (dropping our status) when deserialization fails, so a
+// message that does not parse is instead delivered to the handler empty,
+// carrying DescribeParseFailure's text in an unknown field that handlers read
+// with DecodeError().
 grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer, google::protobuf::Message* msg);
+
+// The field number (the largest protobuf allows) that carries a decoding
+// error to the handler; never used by the API.
+inline constexpr int kDecodeErrorField = 536870911;
+
+// "" when `request` decoded normally, else why it did not (to be returned as
+// INVALID_ARGUMENT). Cheap: one check that the unknown fields are empty.
+std::string DecodeError(const google::protobuf::Message& request);
 
 }  // namespace tappa::api
 

@@ -58,7 +58,11 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
   const ruleset::Ruleset& rs = *serving->ruleset;
   int channel = -1, placement = -1;
   auto context_entries = std::make_shared<std::vector<std::pair<std::string, cel::Value>>>();
-  absl::Status status = ValidateId("contact_id", request->contact_id());
+  absl::Status status = absl::OkStatus();
+  if (std::string error = api::DecodeError(*request); !error.empty()) {
+    status = absl::InvalidArgumentError(error);
+  }
+  if (status.ok()) status = ValidateId("contact_id", request->contact_id());
   if (status.ok()) status = ValidateChannel(rs, "channel", request->channel(), &channel);
   if (status.ok()) {
     status = ValidatePlacement(rs, "placement", request->placement(), channel,

@@ -111,6 +111,10 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
+  if (std::string error = api::DecodeError(*request); !error.empty()) {
+    FinishCall(reactor, metrics, Method::kTrackEvent, start, absl::InvalidArgumentError(error));
+    return reactor;
+  }
   events_.Track(*request,
                 CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget),
                 [reactor, response, metrics,
@@ -126,6 +130,11 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
     tappa::v1::TrackEventsResponse* response) {
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (std::string error = api::DecodeError(*request); !error.empty()) {
+    FinishCall(reactor, runtime_.metrics, Method::kTrackEvents, start,
+               absl::InvalidArgumentError(error));
+    return reactor;
+  }
   int n = request->requests_size();
   if (n < 1 || n > kMaxBatch) {
     FinishCall(reactor, runtime_.metrics, Method::kTrackEvents, start,
@@ -170,6 +179,10 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
+  if (std::string error = api::DecodeError(*request); !error.empty()) {
+    FinishCall(reactor, metrics, Method::kGetContact, start, absl::InvalidArgumentError(error));
+    return reactor;
+  }
   if (absl::Status s = ValidateId("contact_id", request->contact_id()); !s.ok()) {
     FinishCall(reactor, metrics, Method::kGetContact, start, s);
     return reactor;
@@ -205,6 +218,11 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
+  if (std::string error = api::DecodeError(*request); !error.empty()) {
+    FinishCall(reactor, metrics, Method::kDeleteContact, start,
+               absl::InvalidArgumentError(error));
+    return reactor;
+  }
   if (absl::Status s = ValidateId("contact_id", request->contact_id()); !s.ok()) {
     FinishCall(reactor, metrics, Method::kDeleteContact, start, s);
     return reactor;

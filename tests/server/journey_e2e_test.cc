@@ -35,9 +35,9 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-#define ASSERT_RPC_OK(expr)                                  \
-  do {                                                       \
-    grpc::Status _status = (expr);                           \
+#define ASSERT_RPC_OK(expr)                                          \
+  do {                                                               \
+    grpc::Status _status = (expr);                                   \
     ASSERT_TRUE(_status.ok()) << #expr << ": " << Describe(_status); \
   } while (0)
 
@@ -45,7 +45,8 @@ using ::testing::IsEmpty;
 std::string GlobEscape(absl::string_view text) {
   std::string out;
   for (char c : text) {
-    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out.push_back('\\');
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\')
+      out.push_back('\\');
     out.push_back(c);
   }
   return out;
@@ -53,25 +54,29 @@ std::string GlobEscape(absl::string_view text) {
 
 // Every key whose name matches `pattern`, by SCAN over the whole keyspace
 // (KEYS would do too, but SCAN is what an operator would run).
-std::vector<std::string> ScanKeys(RedisProcess& redis, const std::string& pattern) {
+std::vector<std::string> ScanKeys(RedisProcess& redis,
+                                  const std::string& pattern) {
   std::vector<std::string> keys;
   std::string cursor = "0";
   do {
     absl::StatusOr<SyncRedisReply> r =
         redis.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
     if (!r.ok() || r->elements.size() != 2) {
-      ADD_FAILURE() << "SCAN failed: " << (r.ok() ? r->str : r.status().ToString());
+      ADD_FAILURE() << "SCAN failed: "
+                    << (r.ok() ? r->str : r.status().ToString());
       return keys;
     }
     cursor = r->elements[0].str;
-    for (const SyncRedisReply& k : r->elements[1].elements) keys.push_back(k.str);
+    for (const SyncRedisReply& k : r->elements[1].elements)
+      keys.push_back(k.str);
   } while (cursor != "0");
   std::sort(keys.begin(), keys.end());
   return keys;
 }
 
 // Every key that mentions the contact id.
-std::vector<std::string> KeysOfContact(RedisProcess& redis, const std::string& contact_id) {
+std::vector<std::string> KeysOfContact(RedisProcess& redis,
+                                       const std::string& contact_id) {
   return ScanKeys(redis, absl::StrCat("*", GlobEscape(contact_id), "*"));
 }
 
@@ -91,7 +96,8 @@ std::string ShardPrefixOf(RedisProcess& redis, const std::string& contact_id) {
 // The shard's count of contacts in `phase` (0 when absent).
 int64_t ShardPhaseCount(RedisProcess& redis, const std::string& prefix,
                         const std::string& phase) {
-  absl::StatusOr<SyncRedisReply> r = redis.Command({"HGET", prefix + "phases", phase});
+  absl::StatusOr<SyncRedisReply> r =
+      redis.Command({"HGET", prefix + "phases", phase});
   int64_t n = 0;
   if (r.ok() && r->type == SyncRedisReply::Type::kString) {
     EXPECT_TRUE(absl::SimpleAtoi(r->str, &n)) << r->str;
@@ -99,7 +105,8 @@ int64_t ShardPhaseCount(RedisProcess& redis, const std::string& prefix,
   return n;
 }
 
-std::vector<std::string> ActionIds(const tappa::v1::NextBestActionResponse& response) {
+std::vector<std::string> ActionIds(
+    const tappa::v1::NextBestActionResponse& response) {
   std::vector<std::string> ids;
   for (const auto& a : response.actions()) ids.push_back(a.action_id());
   return ids;
@@ -118,18 +125,21 @@ std::map<std::string, int64_t> CommandCalls(RedisProcess& redis) {
     if (!absl::ConsumePrefix(&line, "cmdstat_")) continue;
     size_t colon = line.find(':');
     if (colon == absl::string_view::npos) continue;
-    for (absl::string_view field : absl::StrSplit(line.substr(colon + 1), ',')) {
+    for (absl::string_view field :
+         absl::StrSplit(line.substr(colon + 1), ',')) {
       if (absl::ConsumePrefix(&field, "calls=")) {
         int64_t n = 0;
-        if (absl::SimpleAtoi(field, &n)) calls[std::string(line.substr(0, colon))] = n;
+        if (absl::SimpleAtoi(field, &n))
+          calls[std::string(line.substr(0, colon))] = n;
       }
     }
   }
   return calls;
 }
 
-std::map<std::string, int64_t> Delta(const std::map<std::string, int64_t>& before,
-                                     const std::map<std::string, int64_t>& after) {
+std::map<std::string, int64_t> Delta(
+    const std::map<std::string, int64_t>& before,
+    const std::map<std::string, int64_t>& after) {
   std::map<std::string, int64_t> delta;
   for (const auto& [command, n] : after) {
     auto it = before.find(command);
@@ -141,7 +151,7 @@ std::map<std::string, int64_t> Delta(const std::map<std::string, int64_t>& befor
 
 // One command seen by MONITOR.
 struct MonitoredCommand {
-  std::string client;  // "127.0.0.1:port", or "lua" inside a script
+  std::string client;   // "127.0.0.1:port", or "lua" inside a script
   std::string command;  // upper-cased
   std::string first_arg;
 };
@@ -149,10 +159,12 @@ struct MonitoredCommand {
 // Parses `1700000000.123456 [0 127.0.0.1:5000] "HGETALL" "key"`.
 bool ParseMonitorLine(absl::string_view line, MonitoredCommand* out) {
   size_t open = line.find('['), close = line.find(']');
-  if (open == absl::string_view::npos || close == absl::string_view::npos) return false;
+  if (open == absl::string_view::npos || close == absl::string_view::npos)
+    return false;
   absl::string_view client = line.substr(open + 1, close - open - 1);
   size_t space = client.find(' ');
-  out->client = std::string(space == absl::string_view::npos ? client : client.substr(space + 1));
+  out->client = std::string(
+      space == absl::string_view::npos ? client : client.substr(space + 1));
   std::vector<std::string> tokens;
   std::string current;
   bool quoted = false;
@@ -186,14 +198,16 @@ class JourneyE2eTest : public ::testing::Test {
   }
 
   // (Re)starts tappa-server on redis_ (retail.yaml unless `rules` says).
-  void StartServer(std::vector<std::string> flags = {}, std::string rules = "") {
+  void StartServer(std::vector<std::string> flags = {},
+                   std::string rules = "") {
     client_.reset();
     server_.reset();
     ServerProcess::Options options;
     options.redis_url = redis_->url();
     options.rules_path = rules;
     options.extra_flags = std::move(flags);
-    absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(options);
+    absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+        ServerProcess::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     client_ = std::make_unique<TappaClient>(server_->channel());
@@ -219,9 +233,10 @@ TEST_F(JourneyE2eTest, WorkedJourneyMovesThroughAllFivePhases) {
   tappa::v1::NextBestActionResponse nba;
 
   // 1. Sees a promotional post on Instagram: a new contact, in awareness.
-  ASSERT_RPC_OK(client_->Track(MakeEvent(kAna, "ev-1", "post_view", "social", "",
-                                         {{"network", std::string("instagram")}}),
-                               &r));
+  ASSERT_RPC_OK(
+      client_->Track(MakeEvent(kAna, "ev-1", "post_view", "social", "",
+                               {{"network", std::string("instagram")}}),
+                     &r));
   EXPECT_TRUE(r.contact_created());
   EXPECT_FALSE(r.duplicate());
   EXPECT_EQ(r.previous_phase(), "");
@@ -229,20 +244,23 @@ TEST_F(JourneyE2eTest, WorkedJourneyMovesThroughAllFivePhases) {
   EXPECT_EQ(r.updated_counters().at("social_views_30d"), 1);
   // Arriving on the home page from Instagram: the lookbook leads (priority
   // 10, and only for paid-social referrers), the brand story follows.
-  ASSERT_RPC_OK(client_->Nba(
-      MakeNba(kAna, "web", "web.home_hero", {{"referrer", std::string("instagram")}}, 5),
-      &nba));
+  ASSERT_RPC_OK(
+      client_->Nba(MakeNba(kAna, "web", "web.home_hero",
+                           {{"referrer", std::string("instagram")}}, 5),
+                   &nba));
   EXPECT_EQ(nba.phase(), "awareness");
   EXPECT_FALSE(nba.degraded());
-  EXPECT_THAT(ActionIds(nba), ElementsAre("influencer-lookbook", "brand-story"));
+  EXPECT_THAT(ActionIds(nba),
+              ElementsAre("influencer-lookbook", "brand-story"));
   EXPECT_FALSE(nba.ruleset_version().empty());
   // Without the referrer, only the brand story.
-  ASSERT_RPC_OK(client_->Nba(MakeNba(kAna, "web", "web.home_hero", {}, 5), &nba));
+  ASSERT_RPC_OK(
+      client_->Nba(MakeNba(kAna, "web", "web.home_hero", {}, 5), &nba));
   EXPECT_THAT(ActionIds(nba), ElementsAre("brand-story"));
 
   // 2. Reads reviews on the website: consideration.
-  ASSERT_RPC_OK(
-      client_->Track(MakeEvent(kAna, "ev-2", "review_read", "web", "web.product_detail"), &r));
+  ASSERT_RPC_OK(client_->Track(
+      MakeEvent(kAna, "ev-2", "review_read", "web", "web.product_detail"), &r));
   EXPECT_FALSE(r.contact_created());
   EXPECT_EQ(r.previous_phase(), "awareness");
   EXPECT_EQ(r.phase(), "consideration");
@@ -254,9 +272,10 @@ TEST_F(JourneyE2eTest, WorkedJourneyMovesThroughAllFivePhases) {
   EXPECT_EQ(nba.actions(0).action_id(), "top-reviews");
 
   // 3. Buys: conversion.
-  ASSERT_RPC_OK(client_->Track(MakeEvent(kAna, "ev-3", "purchase", "web", "web.checkout",
-                                         {{"order_id", std::string("o-1")}}),
-                               &r));
+  ASSERT_RPC_OK(
+      client_->Track(MakeEvent(kAna, "ev-3", "purchase", "web", "web.checkout",
+                               {{"order_id", std::string("o-1")}}),
+                     &r));
   EXPECT_EQ(r.previous_phase(), "consideration");
   EXPECT_EQ(r.phase(), "conversion");
   EXPECT_EQ(r.updated_counters().at("purchases"), 1);
@@ -267,22 +286,26 @@ TEST_F(JourneyE2eTest, WorkedJourneyMovesThroughAllFivePhases) {
   EXPECT_EQ(nba.actions(0).action_id(), "newsletter-signup-10");
 
   // 4. Subscribes to the newsletter: retention.
-  ASSERT_RPC_OK(client_->Track(MakeEvent(kAna, "ev-4", "newsletter_subscribe", "email"), &r));
+  ASSERT_RPC_OK(client_->Track(
+      MakeEvent(kAna, "ev-4", "newsletter_subscribe", "email"), &r));
   EXPECT_EQ(r.previous_phase(), "conversion");
   EXPECT_EQ(r.phase(), "retention");
-  ASSERT_RPC_OK(client_->Nba(MakeNba(kAna, "app", "app.home_feed", {}, 5), &nba));
+  ASSERT_RPC_OK(
+      client_->Nba(MakeNba(kAna, "app", "app.home_feed", {}, 5), &nba));
   EXPECT_EQ(nba.phase(), "retention");
   // Retention candidates of the app feed whose conditions hold for Ana (one
   // purchase, no NPS yet): the review request (value 4), the NPS survey (2).
   EXPECT_THAT(ActionIds(nba), ElementsAre("review-request", "nps-survey"));
 
   // 5. Shares a photo on Instagram tagging the brand: advocacy.
-  ASSERT_RPC_OK(client_->Track(
-      MakeEvent(kAna, "ev-5", "ugc_share", "social", "", {{"brand_tagged", true}}), &r));
+  ASSERT_RPC_OK(client_->Track(MakeEvent(kAna, "ev-5", "ugc_share", "social",
+                                         "", {{"brand_tagged", true}}),
+                               &r));
   EXPECT_EQ(r.previous_phase(), "retention");
   EXPECT_EQ(r.phase(), "advocacy");
   EXPECT_EQ(r.updated_counters().at("tagged_shares"), 1);
-  ASSERT_RPC_OK(client_->Nba(MakeNba(kAna, "app", "app.home_feed", {}, 5), &nba));
+  ASSERT_RPC_OK(
+      client_->Nba(MakeNba(kAna, "app", "app.home_feed", {}, 5), &nba));
   EXPECT_EQ(nba.phase(), "advocacy");
   ASSERT_GE(nba.actions_size(), 1);
   EXPECT_EQ(nba.actions(0).action_id(), "ugc-thanks");
@@ -313,10 +336,12 @@ TEST_F(JourneyE2eTest, WorkedJourneyMovesThroughAllFivePhases) {
     EXPECT_EQ(h.event_type(), kHistory[i].type);
     EXPECT_EQ(h.channel(), kHistory[i].channel);
     if (i > 0) {
-      EXPECT_GE(contact.phase_history(i - 1).change_time().seconds(), h.change_time().seconds());
+      EXPECT_GE(contact.phase_history(i - 1).change_time().seconds(),
+                h.change_time().seconds());
     }
   }
-  EXPECT_EQ(contact.phase_start_time().seconds(), contact.phase_history(0).change_time().seconds());
+  EXPECT_EQ(contact.phase_start_time().seconds(),
+            contact.phase_history(0).change_time().seconds());
   const auto& counters = contact.counters();
   EXPECT_EQ(counters.at("social_views_30d"), 1);
   EXPECT_EQ(counters.at("review_read_7d"), 1);
@@ -331,7 +356,8 @@ TEST_F(JourneyE2eTest, WorkedJourneyMovesThroughAllFivePhases) {
 
 TEST_F(JourneyE2eTest, DuplicateEventIdsAreNotCountedTwice) {
   tappa::v1::TrackEventResponse first, again;
-  auto view = MakeEvent("dup-a", "ev-same", "product_view", "web", "web.product_detail");
+  auto view = MakeEvent("dup-a", "ev-same", "product_view", "web",
+                        "web.product_detail");
   ASSERT_RPC_OK(client_->Track(view, &first));
   EXPECT_FALSE(first.duplicate());
   EXPECT_EQ(first.updated_counters().at("product_view_7d"), 1);
@@ -343,14 +369,15 @@ TEST_F(JourneyE2eTest, DuplicateEventIdsAreNotCountedTwice) {
   EXPECT_EQ(again.phase(), first.phase());
   EXPECT_EQ(again.previous_phase(), first.previous_phase());
   EXPECT_EQ(again.receive_time().seconds(), first.receive_time().seconds());
-  EXPECT_EQ(again.receive_time().nanos() / 1000000, first.receive_time().nanos() / 1000000);
+  EXPECT_EQ(again.receive_time().nanos() / 1000000,
+            first.receive_time().nanos() / 1000000);
   EXPECT_TRUE(again.contact_created());
 
   // In a batch, too (a retried batch comes back as duplicates).
   tappa::v1::TrackEventsRequest batch;
   *batch.add_requests() = view;
-  *batch.add_requests() =
-      MakeEvent("dup-a", "ev-other", "product_view", "web", "web.product_detail");
+  *batch.add_requests() = MakeEvent("dup-a", "ev-other", "product_view", "web",
+                                    "web.product_detail");
   tappa::v1::TrackEventsResponse batch_response;
   ASSERT_RPC_OK(client_->TrackBatch(batch, &batch_response));
   ASSERT_EQ(batch_response.results_size(), 2);
@@ -379,13 +406,15 @@ TEST_F(JourneyE2eTest, DuplicateEventIdsAreNotCountedTwice) {
 TEST_F(JourneyE2eTest, ConcurrentEventsOnOneContactAreAllCounted) {
   ServerProcess::Options options;
   options.redis_url = redis_->url();
-  absl::StatusOr<std::unique_ptr<ServerProcess>> second = ServerProcess::Start(options);
+  absl::StatusOr<std::unique_ptr<ServerProcess>> second =
+      ServerProcess::Start(options);
   ASSERT_TRUE(second.ok()) << second.status();
 
   constexpr int kClients = 8;
   constexpr int kEventsPerClient = 100;
   const std::string kContact = "crowded";
-  std::atomic<int> aborted{0}, unavailable{0}, deadline{0}, failed{0}, duplicates{0};
+  std::atomic<int> aborted{0}, unavailable{0}, deadline{0}, failed{0},
+      duplicates{0};
   std::vector<std::vector<int64_t>> counts(kClients);
   std::vector<std::thread> threads;
   for (int t = 0; t < kClients; ++t) {
@@ -393,8 +422,8 @@ TEST_F(JourneyE2eTest, ConcurrentEventsOnOneContactAreAllCounted) {
     threads.emplace_back([&, t, channel = server->NewChannel()] {
       TappaClient client(channel);
       for (int i = 0; i < kEventsPerClient; ++i) {
-        auto event = MakeEvent(kContact, absl::StrCat("c", t, "-e", i), "product_view", "web",
-                               "web.product_detail");
+        auto event = MakeEvent(kContact, absl::StrCat("c", t, "-e", i),
+                               "product_view", "web", "web.product_detail");
         tappa::v1::TrackEventResponse r;
         grpc::Status status;
         // Retrying with the same event id is always safe (idempotency).
@@ -418,9 +447,11 @@ TEST_F(JourneyE2eTest, ConcurrentEventsOnOneContactAreAllCounted) {
         }
         if (!status.ok()) {
           ++failed;
-          ADD_FAILURE() << "event " << event.event_id() << ": " << Describe(status);
+          ADD_FAILURE() << "event " << event.event_id() << ": "
+                        << Describe(status);
         } else if (r.duplicate()) {
-          ++duplicates;  // a retry of an event applied before its answer was lost
+          ++duplicates;  // a retry of an event applied before its answer was
+                         // lost
         } else {
           counts[t].push_back(r.updated_counters().at("product_view_7d"));
         }
@@ -429,9 +460,9 @@ TEST_F(JourneyE2eTest, ConcurrentEventsOnOneContactAreAllCounted) {
   }
   for (std::thread& t : threads) t.join();
 
-  std::cout << "[ atomicity ] client retries: ABORTED " << aborted << ", UNAVAILABLE "
-            << unavailable << ", DEADLINE_EXCEEDED " << deadline << "; duplicates on retry "
-            << duplicates << std::endl;
+  std::cout << "[ atomicity ] client retries: ABORTED " << aborted
+            << ", UNAVAILABLE " << unavailable << ", DEADLINE_EXCEEDED "
+            << deadline << "; duplicates on retry " << duplicates << std::endl;
   RecordProperty("retries_aborted", aborted.load());
   RecordProperty("retries_unavailable", unavailable.load());
   RecordProperty("retries_deadline_exceeded", deadline.load());
@@ -439,15 +470,18 @@ TEST_F(JourneyE2eTest, ConcurrentEventsOnOneContactAreAllCounted) {
 
   tappa::v1::Contact contact;
   ASSERT_RPC_OK(client_->Get(kContact, &contact));
-  EXPECT_EQ(contact.counters().at("product_view_7d"), kClients * kEventsPerClient);
+  EXPECT_EQ(contact.counters().at("product_view_7d"),
+            kClients * kEventsPerClient);
 
   // Each applied event saw a count of its own: no two writes read the same
   // version, none was lost.
   std::vector<int64_t> all;
   for (const auto& c : counts) all.insert(all.end(), c.begin(), c.end());
   std::sort(all.begin(), all.end());
-  EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end()) << "a count seen twice";
-  EXPECT_EQ(static_cast<int>(all.size()) + duplicates, kClients * kEventsPerClient);
+  EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end())
+      << "a count seen twice";
+  EXPECT_EQ(static_cast<int>(all.size()) + duplicates,
+            kClients * kEventsPerClient);
   if (!all.empty()) {
     EXPECT_GE(all.front(), 1);
     EXPECT_LE(all.back(), kClients * kEventsPerClient);
@@ -471,7 +505,8 @@ TEST_F(JourneyE2eTest, DeleteContactLeavesNoKey) {
     ASSERT_RPC_OK(client_->Track(MakeEvent(id, "ev-3", "product_view", "web")));
   }
   std::vector<std::string> keys = KeysOfContact(*redis_, kGone);
-  EXPECT_EQ(keys.size(), 3u) << absl::StrJoin(keys, ", ");  // hash, history, event ids
+  EXPECT_EQ(keys.size(), 3u)
+      << absl::StrJoin(keys, ", ");  // hash, history, event ids
   std::string prefix = ShardPrefixOf(*redis_, kGone);
   int64_t before = ShardPhaseCount(*redis_, prefix, "consideration");
   EXPECT_GE(before, 1);
@@ -498,7 +533,8 @@ TEST_F(JourneyE2eTest, DeleteContactLeavesNoKey) {
   // After an erasure the old event ids are forgotten too: a re-sent event
   // makes a new contact.
   tappa::v1::TrackEventResponse again;
-  ASSERT_RPC_OK(client_->Track(MakeEvent(kGone, "ev-1", "post_view", "social"), &again));
+  ASSERT_RPC_OK(
+      client_->Track(MakeEvent(kGone, "ev-1", "post_view", "social"), &again));
   EXPECT_FALSE(again.duplicate());
   EXPECT_TRUE(again.contact_created());
 }
@@ -506,7 +542,8 @@ TEST_F(JourneyE2eTest, DeleteContactLeavesNoKey) {
 // Every bad input is INVALID_ARGUMENT with a message that starts with the
 // field at fault, and the server keeps serving.
 TEST_F(JourneyE2eTest, BadInputsAreInvalidArgumentNamingTheField) {
-  const auto valid = MakeEvent("bad-inputs", "ev-ok", "product_view", "web", "web.product_detail");
+  const auto valid = MakeEvent("bad-inputs", "ev-ok", "product_view", "web",
+                               "web.product_detail");
   const auto valid_nba = MakeNba("bad-inputs", "web", "web.home_hero");
   auto event = [&](auto change) {
     return [this, valid, change] {
@@ -541,70 +578,82 @@ TEST_F(JourneyE2eTest, BadInputsAreInvalidArgumentNamingTheField) {
     std::string field;
   };
   std::vector<Case> cases = {
-      {"empty contact_id", event([](auto& r) { r.set_contact_id(""); }), "contact_id"},
-      {"129-byte contact_id", event([&](auto& r) { r.set_contact_id(k129); }), "contact_id"},
-      {"control character in contact_id", event([](auto& r) { r.set_contact_id("a\nb"); }),
+      {"empty contact_id", event([](auto& r) { r.set_contact_id(""); }),
        "contact_id"},
-      {"empty event_id", event([](auto& r) { r.set_event_id(""); }), "event_id"},
-      {"129-byte event_id", event([&](auto& r) { r.set_event_id(k129); }), "event_id"},
+      {"129-byte contact_id", event([&](auto& r) { r.set_contact_id(k129); }),
+       "contact_id"},
+      {"control character in contact_id",
+       event([](auto& r) { r.set_contact_id("a\nb"); }), "contact_id"},
+      {"empty event_id", event([](auto& r) { r.set_event_id(""); }),
+       "event_id"},
+      {"129-byte event_id", event([&](auto& r) { r.set_event_id(k129); }),
+       "event_id"},
       {"type Bad-Type", event([](auto& r) { r.set_type("Bad-Type"); }), "type"},
       {"empty type", event([](auto& r) { r.set_type(""); }), "type"},
-      {"unknown channel", event([](auto& r) { r.set_channel("fax"); }), "channel"},
+      {"unknown channel", event([](auto& r) { r.set_channel("fax"); }),
+       "channel"},
       {"empty channel", event([](auto& r) { r.set_channel(""); }), "channel"},
       {"placement of another channel",
-       event([](auto& r) { r.set_placement("email.newsletter_slot"); }), "placement"},
-      {"unknown placement", event([](auto& r) { r.set_placement("web.nowhere"); }),
+       event([](auto& r) { r.set_placement("email.newsletter_slot"); }),
        "placement"},
-      {"10,000 properties",
-       event([](auto& r) {
+      {"unknown placement",
+       event([](auto& r) { r.set_placement("web.nowhere"); }), "placement"},
+      {"10,000 properties", event([](auto& r) {
          for (int i = 0; i < 10000; ++i) {
            (*r.mutable_properties())[absl::StrCat("p", i)] = ToValue(1.0);
          }
        }),
        "properties"},
-      {"2 KB property value",
-       event([](auto& r) {
+      {"2 KB property value", event([](auto& r) {
          (*r.mutable_properties())["note"] = ToValue(std::string(2048, 'x'));
        }),
        "properties"},
-      {"property key 'bad key'",
-       event([](auto& r) { (*r.mutable_properties())["bad key"] = ToValue(true); }),
+      {"property key 'bad key'", event([](auto& r) {
+         (*r.mutable_properties())["bad key"] = ToValue(true);
+       }),
        "properties"},
-      {"null property outside identify",
-       event([](auto& r) {
-         (*r.mutable_properties())["gone"].set_null_value(google::protobuf::NULL_VALUE);
+      {"null property outside identify", event([](auto& r) {
+         (*r.mutable_properties())["gone"].set_null_value(
+             google::protobuf::NULL_VALUE);
        }),
        "properties"},
       {"TrackEvents with 0 events", batch(0), "requests"},
       {"TrackEvents with 501 events", batch(501), "requests"},
       {"NBA negative limit", nba([](auto& r) { r.set_limit(-1); }), "limit"},
-      {"NBA missing placement", nba([](auto& r) { r.set_placement(""); }), "placement"},
-      {"NBA unknown placement", nba([](auto& r) { r.set_placement("web.nowhere"); }),
+      {"NBA missing placement", nba([](auto& r) { r.set_placement(""); }),
        "placement"},
+      {"NBA unknown placement",
+       nba([](auto& r) { r.set_placement("web.nowhere"); }), "placement"},
       {"NBA placement of another channel",
        nba([](auto& r) { r.set_placement("app.home_feed"); }), "placement"},
-      {"NBA unknown channel", nba([](auto& r) { r.set_channel("fax"); }), "channel"},
-      {"NBA empty contact_id", nba([](auto& r) { r.set_contact_id(""); }), "contact_id"},
+      {"NBA unknown channel", nba([](auto& r) { r.set_channel("fax"); }),
+       "channel"},
+      {"NBA empty contact_id", nba([](auto& r) { r.set_contact_id(""); }),
+       "contact_id"},
       {"NBA 129-byte contact_id", nba([&](auto& r) { r.set_contact_id(k129); }),
        "contact_id"},
-      {"NBA context with 33 entries",
-       nba([](auto& r) {
+      {"NBA context with 33 entries", nba([](auto& r) {
          for (int i = 0; i < 33; ++i) {
-           (*r.mutable_context())[absl::StrCat("k", i)] = ToValue(std::string("v"));
+           (*r.mutable_context())[absl::StrCat("k", i)] =
+               ToValue(std::string("v"));
          }
        }),
        "context"},
-      {"GetContact 129-byte contact_id", [&] { return client_->Get(k129); }, "contact_id"},
-      {"GetContact empty contact_id", [&] { return client_->Get(""); }, "contact_id"},
-      {"DeleteContact 129-byte contact_id", [&] { return client_->Delete(k129); },
+      {"GetContact 129-byte contact_id", [&] { return client_->Get(k129); },
        "contact_id"},
+      {"GetContact empty contact_id", [&] { return client_->Get(""); },
+       "contact_id"},
+      {"DeleteContact 129-byte contact_id",
+       [&] { return client_->Delete(k129); }, "contact_id"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     grpc::Status status = c.call();
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(status);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << Describe(status);
     const std::string& m = status.error_message();
-    EXPECT_TRUE(absl::StartsWith(m, c.field + ":") || absl::StartsWith(m, c.field + "."))
+    EXPECT_TRUE(absl::StartsWith(m, c.field + ":") ||
+                absl::StartsWith(m, c.field + "."))
         << "message does not start with the field '" << c.field << "': " << m;
   }
 
@@ -613,12 +662,14 @@ TEST_F(JourneyE2eTest, BadInputsAreInvalidArgumentNamingTheField) {
   auto edge = valid;
   edge.set_contact_id(std::string(128, 'y'));
   edge.set_event_id(std::string(128, 'z'));
-  for (int i = 0; i < 63; ++i) (*edge.mutable_properties())[absl::StrCat("p", i)] = ToValue(1.0);
+  for (int i = 0; i < 63; ++i)
+    (*edge.mutable_properties())[absl::StrCat("p", i)] = ToValue(1.0);
   (*edge.mutable_properties())["note"] = ToValue(std::string(1024, 'x'));
   ASSERT_RPC_OK(client_->Track(edge));
   ASSERT_RPC_OK(batch(500)());
   auto wide = valid_nba;
-  for (int i = 0; i < 32; ++i) (*wide.mutable_context())[absl::StrCat("k", i)] = ToValue(1.0);
+  for (int i = 0; i < 32; ++i)
+    (*wide.mutable_context())[absl::StrCat("k", i)] = ToValue(1.0);
   tappa::v1::NextBestActionResponse nba_response;
   ASSERT_RPC_OK(client_->Nba(wide, &nba_response));
 
@@ -634,10 +685,12 @@ TEST_F(JourneyE2eTest, OversizedMessageIsResourceExhausted) {
   auto huge = MakeEvent("big", "ev-big", "product_view", "web", "",
                         {{"blob", std::string(5 << 20, 'x')}});
   grpc::Status status = client_->Track(huge);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << Describe(status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << Describe(status);
 
   EXPECT_TRUE(server_->running());
-  ASSERT_RPC_OK(client_->Track(MakeEvent("big", "ev-small", "product_view", "web")));
+  ASSERT_RPC_OK(
+      client_->Track(MakeEvent("big", "ev-small", "product_view", "web")));
 }
 
 // Strings are proto3 `string`: the wire format requires UTF-8. The request
@@ -667,12 +720,16 @@ TEST_F(JourneyE2eTest, InvalidUtf8IsInvalidArgumentNamingTheField) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.method);
-    auto [status, response] = CallRaw(server_->channel(), c.method, c.request, absl::Seconds(5));
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(status);
-    EXPECT_TRUE(absl::StrContains(status.error_message(), "contact_id")) << Describe(status);
+    auto [status, response] =
+        CallRaw(server_->channel(), c.method, c.request, absl::Seconds(5));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << Describe(status);
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "contact_id"))
+        << Describe(status);
   }
   EXPECT_TRUE(server_->running());
-  ASSERT_RPC_OK(client_->Track(MakeEvent("utf8-ok", "ev-1", "product_view", "web")));
+  ASSERT_RPC_OK(
+      client_->Track(MakeEvent("utf8-ok", "ev-1", "product_view", "web")));
 }
 
 // The value of the first sample of `series` (exact text before the value,
@@ -689,42 +746,58 @@ double SampleValue(const std::string& text, const std::string& series) {
 
 TEST_F(JourneyE2eTest, MetricsExposeTrafficAndPassPromtool) {
   tappa::v1::TrackEventResponse r;
-  ASSERT_RPC_OK(client_->Track(MakeEvent("metrics-1", "ev-1", "post_view", "social")));
-  ASSERT_RPC_OK(client_->Track(MakeEvent("metrics-1", "ev-2", "review_read", "web"), &r));
+  ASSERT_RPC_OK(
+      client_->Track(MakeEvent("metrics-1", "ev-1", "post_view", "social")));
+  ASSERT_RPC_OK(
+      client_->Track(MakeEvent("metrics-1", "ev-2", "review_read", "web"), &r));
   ASSERT_EQ(r.phase(), "consideration");
   tappa::v1::NextBestActionResponse nba;
-  ASSERT_RPC_OK(client_->Nba(MakeNba("metrics-1", "web", "web.home_hero"), &nba));
+  ASSERT_RPC_OK(
+      client_->Nba(MakeNba("metrics-1", "web", "web.home_hero"), &nba));
   (void)client_->Track(MakeEvent("metrics-1", "ev-3", "Bad-Type", "web"));
 
   absl::StatusOr<std::string> text = server_->ScrapeMetrics();
   ASSERT_TRUE(text.ok()) << text.status();
-  EXPECT_GE(SampleValue(*text, "tappa_grpc_requests_total{code=\"OK\",method=\"TrackEvent\"}"),
+  const std::string kTrack = "method=\"tappa.v1.JourneyService/TrackEvent\"";
+  EXPECT_EQ(SampleValue(
+                *text, "tappa_grpc_requests_total{code=\"OK\"," + kTrack + "}"),
             2)
       << *text;
-  EXPECT_GE(SampleValue(*text,
-                        "tappa_grpc_requests_total{code=\"INVALID_ARGUMENT\",method=\"TrackEvent\"}"),
+  EXPECT_EQ(SampleValue(*text,
+                        "tappa_grpc_requests_total{code=\"INVALID_ARGUMENT\"," +
+                            kTrack + "}"),
             1);
-  EXPECT_EQ(SampleValue(
-                *text, "tappa_phase_transitions_total{from=\"awareness\",to=\"consideration\"}"),
+  EXPECT_EQ(
+      SampleValue(*text,
+                  "tappa_grpc_requests_total{code=\"OK\",method=\"tappa.v1."
+                  "DecisionService/NextBestAction\"}"),
+      1);
+  EXPECT_EQ(SampleValue(*text,
+                        "tappa_phase_transitions_total{from=\"awareness\",to="
+                        "\"consideration\"}"),
             1);
   EXPECT_EQ(SampleValue(*text, absl::StrCat("tappa_ruleset_info{version=\"",
                                             nba.ruleset_version(), "\"}")),
             1);
-  EXPECT_TRUE(absl::StrContains(*text, "tappa_grpc_request_duration_seconds_bucket"));
+  EXPECT_TRUE(
+      absl::StrContains(*text, "tappa_grpc_request_duration_seconds_bucket"));
   EXPECT_TRUE(absl::StrContains(*text, "tappa_events_total{channel=\"web\"}"));
   EXPECT_TRUE(absl::StrContains(*text, "tappa_redis_command_duration_seconds"));
-  EXPECT_FALSE(absl::StrContains(*text, "metrics-1")) << "a contact id in a label";
+  EXPECT_FALSE(absl::StrContains(*text, "metrics-1"))
+      << "a contact id in a label";
 
   // promtool reads the exposition on stdin.
   TempDir dir("tappa-promtool");
   std::string path = dir.path() + "/metrics.txt";
   std::ofstream(path) << *text;
-  std::string command = absl::StrCat("promtool check metrics < '", path, "' 2>&1");
+  std::string command =
+      absl::StrCat("promtool check metrics < '", path, "' 2>&1");
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;
   char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe))
+    output.append(buffer, n);
   int status = pclose(pipe);
   ASSERT_TRUE(WIFEXITED(status)) << output;
   EXPECT_EQ(WEXITSTATUS(status), 0) << "promtool check metrics:\n" << output;
@@ -733,10 +806,12 @@ TEST_F(JourneyE2eTest, MetricsExposeTrafficAndPassPromtool) {
   bool counted = PollUntil(
       [&] {
         absl::StatusOr<std::string> t = server_->ScrapeMetrics();
-        return t.ok() && SampleValue(*t, "tappa_contacts{phase=\"consideration\"}") == 1;
+        return t.ok() &&
+               SampleValue(*t, "tappa_contacts{phase=\"consideration\"}") == 1;
       },
       absl::Seconds(15), absl::Milliseconds(250));
-  EXPECT_TRUE(counted) << "tappa_contacts{phase=\"consideration\"} never reached 1";
+  EXPECT_TRUE(counted)
+      << "tappa_contacts{phase=\"consideration\"} never reached 1";
 }
 
 // A typical profile (issue 3): 10 attributes, the 5 windowed counters of
@@ -752,20 +827,25 @@ TEST_F(JourneyE2eTest, TypicalProfileFitsInTwoKilobytes) {
   size_t at = rules.find("\ntransitions:\n");
   ASSERT_NE(at, std::string::npos);
   rules.insert(at + std::string("\ntransitions:\n").size(),
-               "  - {to: awareness, from: [advocacy], when: 'event.type == \"journey_restart\"'}\n");
+               "  - {to: awareness, from: [advocacy], when: 'event.type == "
+               "\"journey_restart\"'}\n");
   TempDir dir("tappa-rules");
   std::string rules_path = dir.path() + "/retail_cycle.yaml";
   std::ofstream(rules_path) << rules;
   ASSERT_NO_FATAL_FAILURE(StartServer({}, rules_path));
 
-  const std::string kId = "c7f1d2e4-5b6a-4c3d-8e9f-0a1b2c3d4e5f";  // a UUID, as clients use
+  const std::string kId =
+      "c7f1d2e4-5b6a-4c3d-8e9f-0a1b2c3d4e5f";  // a UUID, as clients use
   int n = 0;
   auto track = [&](const std::string& type, const std::string& channel,
-                   const std::string& placement = "", const Properties& props = {}) {
+                   const std::string& placement = "",
+                   const Properties& props = {}) {
     ++n;
     // ULID-sized event ids, as the API recommends.
-    std::string id = absl::StrCat("01HV5Z8Q3K7M2N4P6R8T0W", absl::Dec(n, absl::kZeroPad4));
-    grpc::Status s = client_->Track(MakeEvent(kId, id, type, channel, placement, props));
+    std::string id =
+        absl::StrCat("01HV5Z8Q3K7M2N4P6R8T0W", absl::Dec(n, absl::kZeroPad4));
+    grpc::Status s =
+        client_->Track(MakeEvent(kId, id, type, channel, placement, props));
     EXPECT_TRUE(s.ok()) << type << ": " << Describe(s);
   };
   track("identify", "web", "",
@@ -791,6 +871,7 @@ TEST_F(JourneyE2eTest, TypicalProfileFitsInTwoKilobytes) {
     track("ugc_share", "social", "", {{"brand_tagged", true}});
   }
   track("product_view", "app", "app.home_feed");
+  track("review_read", "app", "app.home_feed");
   ASSERT_EQ(n, 20);
 
   tappa::v1::Contact contact;
@@ -798,28 +879,34 @@ TEST_F(JourneyE2eTest, TypicalProfileFitsInTwoKilobytes) {
   EXPECT_EQ(contact.phase(), "advocacy");
   EXPECT_EQ(contact.phase_history_size(), 10);
   EXPECT_EQ(contact.attributes_size(), 10);
-  for (const char* c : {"product_view_7d", "review_read_7d", "cart_add_7d", "social_views_30d",
-                        "newsletter_open_30d"}) {
+  for (const char* c : {"product_view_7d", "review_read_7d", "cart_add_7d",
+                        "social_views_30d", "newsletter_open_30d"}) {
     EXPECT_GE(contact.counters().at(c), 2) << c;
   }
 
   std::vector<std::string> keys = KeysOfContact(*redis_, kId);
   ASSERT_EQ(keys.size(), 3u) << absl::StrJoin(keys, ", ");
   int64_t total = 0;
-  std::cout << "[ memory ] contact " << kId << " (" << kId.size() << "-byte id):\n";
+  std::cout << "[ memory ] contact " << kId << " (" << kId.size()
+            << "-byte id):\n";
   for (const std::string& key : keys) {
-    absl::StatusOr<SyncRedisReply> bytes = redis_->Command({"MEMORY", "USAGE", key, "SAMPLES", "0"});
-    absl::StatusOr<SyncRedisReply> encoding = redis_->Command({"OBJECT", "ENCODING", key});
+    absl::StatusOr<SyncRedisReply> bytes =
+        redis_->Command({"MEMORY", "USAGE", key, "SAMPLES", "0"});
+    absl::StatusOr<SyncRedisReply> encoding =
+        redis_->Command({"OBJECT", "ENCODING", key});
     absl::StatusOr<SyncRedisReply> type = redis_->Command({"TYPE", key});
     ASSERT_TRUE(bytes.ok() && encoding.ok() && type.ok());
     std::string size_command = type->str == "list" ? "LLEN" : "HLEN";
-    absl::StatusOr<SyncRedisReply> entries = redis_->Command({size_command, key});
+    absl::StatusOr<SyncRedisReply> entries =
+        redis_->Command({size_command, key});
     ASSERT_TRUE(entries.ok());
     total += bytes->integer;
-    std::cout << "  " << key << ": " << bytes->integer << " bytes (" << type->str << ", "
-              << encoding->str << ", " << entries->integer << " entries)\n";
+    std::cout << "  " << key << ": " << bytes->integer << " bytes ("
+              << type->str << ", " << encoding->str << ", " << entries->integer
+              << " entries)\n";
     std::string kind = key.substr(key.find("}:") + 2, 1);  // c, h or e
-    RecordProperty(absl::StrCat("memory_", kind), static_cast<int>(bytes->integer));
+    RecordProperty(absl::StrCat("memory_", kind),
+                   static_cast<int>(bytes->integer));
     // Small hashes and lists must stay in Redis' compact encoding.
     EXPECT_EQ(encoding->str, "listpack") << key;
   }
@@ -835,17 +922,19 @@ TEST_F(JourneyE2eTest, TypicalProfileFitsInTwoKilobytes) {
 TEST_F(JourneyE2eTest, RedisCommandsPerRequest) {
   constexpr int kRequests = 100;
   for (int c = 0; c < 10; ++c) {
-    ASSERT_RPC_OK(client_->Track(MakeEvent(absl::StrCat("cmd-", c), "ev-0", "post_view", "social")));
+    ASSERT_RPC_OK(client_->Track(
+        MakeEvent(absl::StrCat("cmd-", c), "ev-0", "post_view", "social")));
   }
   struct Window {
     std::map<std::string, int64_t> stats;  // commandstats delta
-    std::map<std::string, int64_t> sent;   // by the server, excluding background
+    std::map<std::string, int64_t> sent;  // by the server, excluding background
     std::map<std::string, int64_t> scripted;  // run by Lua inside Redis
     int64_t background_hgetall = 0;
   };
   auto measure = [&](const std::function<void()>& workload) {
     Window w;
-    absl::StatusOr<std::unique_ptr<RedisConnection>> monitor = redis_->Connect();
+    absl::StatusOr<std::unique_ptr<RedisConnection>> monitor =
+        redis_->Connect();
     EXPECT_TRUE(monitor.ok());
     if (!monitor.ok()) return w;
     std::map<std::string, int64_t> before = CommandCalls(*redis_);
@@ -866,7 +955,8 @@ TEST_F(JourneyE2eTest, RedisCommandsPerRequest) {
       if (m.client == "lua") {
         ++w.scripted[m.command];
       } else if (m.command == "PING" ||
-                 (m.command == "HGETALL" && absl::EndsWith(m.first_arg, ":phases"))) {
+                 (m.command == "HGETALL" &&
+                  absl::EndsWith(m.first_arg, ":phases"))) {
         if (m.command == "HGETALL") ++w.background_hgetall;
       } else {
         ++w.sent[m.command];
@@ -880,7 +970,8 @@ TEST_F(JourneyE2eTest, RedisCommandsPerRequest) {
     return w;
   };
   auto print = [&](const std::string& what, const Window& w) {
-    std::cout << "[ commands ] " << what << " (" << kRequests << " requests):\n  sent by the server:";
+    std::cout << "[ commands ] " << what << " (" << kRequests
+              << " requests):\n  sent by the server:";
     for (const auto& [c, n] : w.sent) std::cout << " " << c << "=" << n;
     std::cout << "\n  run inside scripts:";
     for (const auto& [c, n] : w.scripted) std::cout << " " << c << "=" << n;
@@ -893,7 +984,8 @@ TEST_F(JourneyE2eTest, RedisCommandsPerRequest) {
   Window nba = measure([&] {
     for (int i = 0; i < kRequests; ++i) {
       tappa::v1::NextBestActionResponse r;
-      ASSERT_RPC_OK(client_->Nba(MakeNba(absl::StrCat("cmd-", i % 10), "web", "web.home_hero"), &r));
+      ASSERT_RPC_OK(client_->Nba(
+          MakeNba(absl::StrCat("cmd-", i % 10), "web", "web.home_hero"), &r));
       ASSERT_FALSE(r.degraded());
     }
   });
@@ -903,14 +995,15 @@ TEST_F(JourneyE2eTest, RedisCommandsPerRequest) {
   EXPECT_EQ(nba.stats["hgetall"] - nba.background_hgetall, kRequests);
   EXPECT_THAT(nba.scripted, IsEmpty());
   RecordProperty("nba_commands_per_request",
-                 absl::StrCat(static_cast<double>(nba.stats["hgetall"] - nba.background_hgetall) /
+                 absl::StrCat(static_cast<double>(nba.stats["hgetall"] -
+                                                  nba.background_hgetall) /
                               kRequests));
 
   Window events = measure([&] {
     for (int i = 0; i < kRequests; ++i) {
-      ASSERT_RPC_OK(client_->Track(MakeEvent(absl::StrCat("cmd-", i % 10),
-                                             absl::StrCat("ev-", i + 1), "product_view", "web",
-                                             "web.product_detail")));
+      ASSERT_RPC_OK(client_->Track(
+          MakeEvent(absl::StrCat("cmd-", i % 10), absl::StrCat("ev-", i + 1),
+                    "product_view", "web", "web.product_detail")));
     }
   });
   print("TrackEvent", events);
@@ -921,10 +1014,13 @@ TEST_F(JourneyE2eTest, RedisCommandsPerRequest) {
   int64_t total = 0;
   for (const auto& [c, n] : events.stats) total += n;
   total -= events.background_hgetall;
-  std::cout << "[ commands ] TrackEvent: " << static_cast<double>(total) / kRequests
-            << " Redis commands per event in all (scripts included), 3 sent, 2 round trips"
+  std::cout << "[ commands ] TrackEvent: "
+            << static_cast<double>(total) / kRequests
+            << " Redis commands per event in all (scripts included), 3 sent, 2 "
+               "round trips"
             << std::endl;
-  RecordProperty("event_commands_per_request", absl::StrCat(static_cast<double>(total) / kRequests));
+  RecordProperty("event_commands_per_request",
+                 absl::StrCat(static_cast<double>(total) / kRequests));
 }
 
 }  // namespace

@@ -41,7 +41,8 @@ namespace tappa::testing {
 namespace {
 
 constexpr absl::Duration kPollInterval = absl::Milliseconds(10);
-constexpr int kStartAttempts = 3;  // new ports each time, when a child cannot listen
+constexpr int kStartAttempts =
+    3;  // new ports each time, when a child cannot listen
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -60,12 +61,15 @@ std::string Tail(const std::string& text, size_t max = 2000) {
 // gRPC threads), so argv is prepared before forking.
 absl::StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv,
                                    const std::string& log_path) {
-  int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int log_fd =
+      open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) {
-    return absl::InternalError(absl::StrCat("cannot open ", log_path, ": ", strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("cannot open ", log_path, ": ", strerror(errno)));
   }
   std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t parent = getpid();
   pid_t pid = fork();
@@ -165,7 +169,8 @@ SyncRedisReply CopyReply(const redisReply* r) {
       break;
     case REDIS_REPLY_ARRAY:
       out.type = SyncRedisReply::Type::kArray;
-      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(CopyReply(r->element[i]));
+      for (size_t i = 0; i < r->elements; ++i)
+        out.elements.push_back(CopyReply(r->element[i]));
       break;
     default:
       out.type = SyncRedisReply::Type::kNil;
@@ -173,7 +178,8 @@ SyncRedisReply CopyReply(const redisReply* r) {
   return out;
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, bool own_connection) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           bool own_connection) {
   grpc::ChannelArguments args;
   // Servers start (and restart) during tests: retry connecting within tens
   // of milliseconds instead of gRPC's default backoff of a second or more.
@@ -183,13 +189,13 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, bool own_
   // Channels with equal arguments share connections through gRPC's global
   // subchannel pool; a local pool gives this channel a connection of its own.
   if (own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   args);
 }
 
-std::pair<grpc::Status, std::string> CallRawImpl(const std::shared_ptr<grpc::Channel>& channel,
-                                                 const std::string& method,
-                                                 const std::string& request,
-                                                 absl::Duration timeout, bool wait_for_ready) {
+std::pair<grpc::Status, std::string> CallRawImpl(
+    const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+    const std::string& request, absl::Duration timeout, bool wait_for_ready) {
   grpc::GenericStub stub(channel);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
@@ -198,8 +204,9 @@ std::pair<grpc::Status, std::string> CallRawImpl(const std::shared_ptr<grpc::Cha
   grpc::ByteBuffer request_buffer(&slice, 1);
   grpc::ByteBuffer response_buffer;
   std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, method, grpc::StubOptions(), &request_buffer, &response_buffer,
-                 [&done](grpc::Status status) { done.set_value(std::move(status)); });
+  stub.UnaryCall(
+      &context, method, grpc::StubOptions(), &request_buffer, &response_buffer,
+      [&done](grpc::Status status) { done.set_value(std::move(status)); });
   grpc::Status status = done.get_future().get();
   std::string response;
   if (status.ok()) {
@@ -218,7 +225,7 @@ std::string EncodeHealthRequest(absl::string_view service) {
   std::string out;
   if (service.empty()) return out;
   out.push_back(0x0a);  // field 1, length-delimited
-  for (size_t n = service.size(); ; n >>= 7) {
+  for (size_t n = service.size();; n >>= 7) {
     if (n < 0x80) {
       out.push_back(static_cast<char>(n));
       break;
@@ -267,7 +274,8 @@ std::string DecodeChunked(const std::string& body) {
   while (pos < body.size()) {
     size_t eol = body.find("\r\n", pos);
     if (eol == std::string::npos) break;
-    size_t size = std::strtoul(body.substr(pos, eol - pos).c_str(), nullptr, 16);
+    size_t size =
+        std::strtoul(body.substr(pos, eol - pos).c_str(), nullptr, 16);
     if (size == 0) break;
     out.append(body, eol + 2, size);
     pos = eol + 2 + size + 2;
@@ -301,10 +309,11 @@ std::string SourceDir() { return TAPPA_SOURCE_DIR; }
 
 TempDir::TempDir(absl::string_view prefix) {
   const char* tmp = getenv("TMPDIR");
-  std::string templ = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/",
-                                   prefix, "-XXXXXX");
+  std::string templ = absl::StrCat(
+      tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/", prefix, "-XXXXXX");
   if (mkdtemp(templ.data()) == nullptr) {
-    std::cerr << "process_fixture: mkdtemp(" << templ << "): " << strerror(errno) << "\n";
+    std::cerr << "process_fixture: mkdtemp(" << templ
+              << "): " << strerror(errno) << "\n";
     abort();
   }
   path_ = templ;
@@ -321,11 +330,13 @@ absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
     int port, absl::Duration timeout) {
   timeval tv = absl::ToTimeval(timeout);
   redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
-  if (c == nullptr) return absl::UnavailableError("redisConnect: out of memory");
+  if (c == nullptr)
+    return absl::UnavailableError("redisConnect: out of memory");
   if (c->err != 0) {
     std::string error = c->errstr;
     redisFree(c);
-    return absl::UnavailableError(absl::StrCat("connect to Redis :", port, ": ", error));
+    return absl::UnavailableError(
+        absl::StrCat("connect to Redis :", port, ": ", error));
   }
   redisSetTimeout(c, tv);
   return std::unique_ptr<RedisConnection>(new RedisConnection(c));
@@ -333,18 +344,19 @@ absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
 
 RedisConnection::~RedisConnection() { redisFree(context_); }
 
-absl::StatusOr<SyncRedisReply> RedisConnection::Command(const std::vector<std::string>& args) {
+absl::StatusOr<SyncRedisReply> RedisConnection::Command(
+    const std::vector<std::string>& args) {
   std::vector<const char*> argv;
   std::vector<size_t> lengths;
   for (const std::string& a : args) {
     argv.push_back(a.data());
     lengths.push_back(a.size());
   }
-  void* raw = redisCommandArgv(context_, static_cast<int>(args.size()), argv.data(),
-                               lengths.data());
+  void* raw = redisCommandArgv(context_, static_cast<int>(args.size()),
+                               argv.data(), lengths.data());
   if (raw == nullptr) {
-    return absl::UnavailableError(absl::StrCat("Redis ", args.empty() ? "" : args[0], ": ",
-                                               context_->errstr));
+    return absl::UnavailableError(absl::StrCat(
+        "Redis ", args.empty() ? "" : args[0], ": ", context_->errstr));
   }
   SyncRedisReply reply = CopyReply(static_cast<redisReply*>(raw));
   freeReplyObject(raw);
@@ -354,7 +366,8 @@ absl::StatusOr<SyncRedisReply> RedisConnection::Command(const std::vector<std::s
 absl::StatusOr<SyncRedisReply> RedisConnection::ReadReply() {
   void* raw = nullptr;
   if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
-    return absl::UnavailableError(absl::StrCat("Redis read: ", context_->errstr));
+    return absl::UnavailableError(
+        absl::StrCat("Redis read: ", context_->errstr));
   }
   SyncRedisReply reply = CopyReply(static_cast<redisReply*>(raw));
   freeReplyObject(raw);
@@ -374,22 +387,34 @@ RedisProcess::~RedisProcess() {
   KillChild(&pid_);
 }
 
-std::string RedisProcess::url() const { return absl::StrCat("redis://127.0.0.1:", port_); }
+std::string RedisProcess::url() const {
+  return absl::StrCat("redis://127.0.0.1:", port_);
+}
 
 bool RedisProcess::running() { return ChildRunning(&pid_); }
 
-std::string RedisProcess::Log() const { return ReadFile(dir_.path() + "/redis.log"); }
+std::string RedisProcess::Log() const {
+  return ReadFile(dir_.path() + "/redis.log");
+}
 
 absl::Status RedisProcess::Spawn() {
   std::vector<std::string> argv = {"/usr/bin/redis-server",
-                                   "--port", absl::StrCat(port_),
-                                   "--bind", "127.0.0.1",
-                                   "--dir", dir_.path(),
-                                   "--appendonly", "yes",
-                                   "--appendfsync", "everysec",
-                                   "--save", "",
-                                   "--maxmemory-policy", "noeviction",
-                                   "--daemonize", "no"};
+                                   "--port",
+                                   absl::StrCat(port_),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--dir",
+                                   dir_.path(),
+                                   "--appendonly",
+                                   "yes",
+                                   "--appendfsync",
+                                   "everysec",
+                                   "--save",
+                                   "",
+                                   "--maxmemory-policy",
+                                   "noeviction",
+                                   "--daemonize",
+                                   "no"};
   for (const std::string& a : options_.extra_args) argv.push_back(a);
   absl::StatusOr<pid_t> pid = SpawnProcess(argv, dir_.path() + "/redis.log");
   if (!pid.ok()) return pid.status();
@@ -418,10 +443,12 @@ absl::Status RedisProcess::Spawn() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<RedisProcess>> RedisProcess::Start(Options options) {
+absl::StatusOr<std::unique_ptr<RedisProcess>> RedisProcess::Start(
+    Options options) {
   absl::Status last;
   for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
-    std::unique_ptr<RedisProcess> redis(new RedisProcess(options, PickFreePort()));
+    std::unique_ptr<RedisProcess> redis(
+        new RedisProcess(options, PickFreePort()));
     last = redis->Spawn();
     if (last.ok()) return redis;
     // A port taken between PickFreePort() and the bind: try another one.
@@ -435,7 +462,8 @@ absl::Status RedisProcess::Shutdown(absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
     connection_.reset();
   }
-  if (pid_ <= 0) return absl::FailedPreconditionError("redis-server is not running");
+  if (pid_ <= 0)
+    return absl::FailedPreconditionError("redis-server is not running");
   absl::StatusOr<std::unique_ptr<RedisConnection>> c = Connect();
   if (!c.ok()) return c.status();
   // SHUTDOWN answers nothing when it succeeds: the connection just closes.
@@ -446,7 +474,8 @@ absl::Status RedisProcess::Shutdown(absl::Duration timeout) {
   std::optional<int> status = WaitExit(pid_, timeout);
   if (!status.has_value()) {
     KillChild(&pid_);
-    return absl::DeadlineExceededError("redis-server did not exit after SHUTDOWN");
+    return absl::DeadlineExceededError(
+        "redis-server did not exit after SHUTDOWN");
   }
   pid_ = -1;
   return absl::OkStatus();
@@ -461,7 +490,8 @@ void RedisProcess::Kill() {
 }
 
 absl::Status RedisProcess::Restart() {
-  if (running()) return absl::FailedPreconditionError("redis-server is still running");
+  if (running())
+    return absl::FailedPreconditionError("redis-server is still running");
   {
     absl::MutexLock lock(&mu_);
     connection_.reset();
@@ -473,7 +503,8 @@ absl::StatusOr<std::unique_ptr<RedisConnection>> RedisProcess::Connect() const {
   return RedisConnection::Connect(port_);
 }
 
-absl::StatusOr<SyncRedisReply> RedisProcess::Command(const std::vector<std::string>& args) {
+absl::StatusOr<SyncRedisReply> RedisProcess::Command(
+    const std::vector<std::string>& args) {
   absl::MutexLock lock(&mu_);
   if (connection_ == nullptr) {
     absl::StatusOr<std::unique_ptr<RedisConnection>> c = Connect();
@@ -507,8 +538,7 @@ absl::Status ServerProcess::Spawn() {
   grpc_address_ = absl::StrCat("127.0.0.1:", PickFreePort());
   metrics_address_ = absl::StrCat("127.0.0.1:", PickFreePort());
   std::vector<std::string> argv = {
-      TAPPA_SERVER_PATH,
-      absl::StrCat("--rules=", options_.rules_path),
+      TAPPA_SERVER_PATH, absl::StrCat("--rules=", options_.rules_path),
       absl::StrCat("--redis_url=", options_.redis_url),
       absl::StrCat("--grpc_listen=", grpc_address_),
       absl::StrCat("--metrics_listen=", metrics_address_)};
@@ -520,9 +550,9 @@ absl::Status ServerProcess::Spawn() {
   bool ready = PollUntil(
       [&] {
         if (!running()) return true;
-        auto [status, bytes] =
-            CallRawImpl(channel_, "/grpc.health.v1.Health/Check", EncodeHealthRequest(""),
-                        absl::Milliseconds(200), /*wait_for_ready=*/true);
+        auto [status, bytes] = CallRawImpl(
+            channel_, "/grpc.health.v1.Health/Check", EncodeHealthRequest(""),
+            absl::Milliseconds(200), /*wait_for_ready=*/true);
         if (!status.ok()) return false;
         if (!options_.wait_serving) return true;
         absl::StatusOr<int> state = DecodeHealthResponse(bytes);
@@ -536,13 +566,15 @@ absl::Status ServerProcess::Spawn() {
   if (!ready) {
     KillChild(&pid_);
     return absl::DeadlineExceededError(absl::StrCat(
-        "tappa-server did not become ", options_.wait_serving ? "SERVING" : "reachable",
-        " within ", absl::FormatDuration(options_.start_timeout), ":\n", Tail(Log())));
+        "tappa-server did not become ",
+        options_.wait_serving ? "SERVING" : "reachable", " within ",
+        absl::FormatDuration(options_.start_timeout), ":\n", Tail(Log())));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(Options options) {
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
+    Options options) {
   if (options.rules_path.empty()) {
     options.rules_path = SourceDir() + "/rules/examples/retail.yaml";
   }
@@ -561,31 +593,35 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(Options opti
 }
 
 absl::StatusOr<int> ServerProcess::Terminate(absl::Duration timeout) {
-  if (pid_ <= 0) return absl::FailedPreconditionError("tappa-server is not running");
+  if (pid_ <= 0)
+    return absl::FailedPreconditionError("tappa-server is not running");
   kill(pid_, SIGTERM);
   std::optional<int> status = WaitExit(pid_, timeout);
   if (!status.has_value()) {
     KillChild(&pid_);
-    return absl::DeadlineExceededError(absl::StrCat(
-        "tappa-server did not exit within ", absl::FormatDuration(timeout), " of SIGTERM"));
+    return absl::DeadlineExceededError(
+        absl::StrCat("tappa-server did not exit within ",
+                     absl::FormatDuration(timeout), " of SIGTERM"));
   }
   pid_ = -1;
   return *status;
 }
 
-absl::StatusOr<HealthState> ServerProcess::Health(absl::string_view service,
-                                                  absl::Duration timeout) const {
+absl::StatusOr<HealthState> ServerProcess::Health(
+    absl::string_view service, absl::Duration timeout) const {
   auto [status, bytes] = CallRawImpl(channel_, "/grpc.health.v1.Health/Check",
                                      EncodeHealthRequest(service), timeout,
                                      /*wait_for_ready=*/false);
-  if (status.error_code() == grpc::StatusCode::NOT_FOUND) return HealthState::kServiceUnknown;
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND)
+    return HealthState::kServiceUnknown;
   if (!status.ok()) {
     return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                         absl::StrCat("health check: ", status.error_message()));
   }
   absl::StatusOr<int> state = DecodeHealthResponse(bytes);
   if (!state.ok()) return state.status();
-  if (*state < 0 || *state > 3) return absl::InternalError("unknown health state");
+  if (*state < 0 || *state > 3)
+    return absl::InternalError("unknown health state");
   return static_cast<HealthState>(*state);
 }
 
@@ -595,36 +631,41 @@ absl::StatusOr<std::string> ServerProcess::ScrapeMetrics() const {
 
 // ---- free functions ----
 
-std::pair<grpc::Status, std::string> CallRaw(const std::shared_ptr<grpc::Channel>& channel,
-                                             const std::string& method,
-                                             const std::string& request,
-                                             absl::Duration timeout) {
-  return CallRawImpl(channel, method, request, timeout, /*wait_for_ready=*/false);
+std::pair<grpc::Status, std::string> CallRaw(
+    const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+    const std::string& request, absl::Duration timeout) {
+  return CallRawImpl(channel, method, request, timeout,
+                     /*wait_for_ready=*/false);
 }
 
-absl::StatusOr<std::string> HttpGet(const std::string& host_port, const std::string& path,
+absl::StatusOr<std::string> HttpGet(const std::string& host_port,
+                                    const std::string& path,
                                     absl::Duration timeout) {
   std::vector<std::string> parts = absl::StrSplit(host_port, ':');
   int port = 0;
   if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &port)) {
-    return absl::InvalidArgumentError(absl::StrCat("not host:port: ", host_port));
+    return absl::InvalidArgumentError(
+        absl::StrCat("not host:port: ", host_port));
   }
   sockaddr_in addr;
   memset(&addr, 0, sizeof addr);
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   if (inet_pton(AF_INET, parts[0].c_str(), &addr.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("not an IPv4 address: ", parts[0]));
+    return absl::InvalidArgumentError(
+        absl::StrCat("not an IPv4 address: ", parts[0]));
   }
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  if (fd < 0)
+    return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
   timeval tv = absl::ToTimeval(timeout);
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     std::string error = strerror(errno);
     close(fd);
-    return absl::UnavailableError(absl::StrCat("connect ", host_port, ": ", error));
+    return absl::UnavailableError(
+        absl::StrCat("connect ", host_port, ": ", error));
   }
   // HTTP/1.0 so the server closes the connection after the answer: reading
   // to EOF is then the whole response.
@@ -653,14 +694,18 @@ absl::StatusOr<std::string> HttpGet(const std::string& host_port, const std::str
   close(fd);
   size_t header_end = response.find("\r\n\r\n");
   if (header_end == std::string::npos) {
-    return absl::InternalError(absl::StrCat("no HTTP header in: ", Tail(response, 200)));
+    return absl::InternalError(
+        absl::StrCat("no HTTP header in: ", Tail(response, 200)));
   }
   std::string header = response.substr(0, header_end);
   std::string body = response.substr(header_end + 4);
-  if (!absl::StartsWith(header, "HTTP/1.0 200") && !absl::StartsWith(header, "HTTP/1.1 200")) {
-    return absl::InternalError(absl::StrCat("HTTP answer: ", header.substr(0, header.find('\r'))));
+  if (!absl::StartsWith(header, "HTTP/1.0 200") &&
+      !absl::StartsWith(header, "HTTP/1.1 200")) {
+    return absl::InternalError(
+        absl::StrCat("HTTP answer: ", header.substr(0, header.find('\r'))));
   }
-  if (absl::StrContains(absl::AsciiStrToLower(header), "transfer-encoding: chunked")) {
+  if (absl::StrContains(absl::AsciiStrToLower(header),
+                        "transfer-encoding: chunked")) {
     body = DecodeChunked(body);
   }
   return body;

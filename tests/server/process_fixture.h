@@ -68,7 +68,7 @@ struct SyncRedisReply {
   enum class Type { kString, kArray, kInteger, kNil, kStatus, kError };
   Type type = Type::kNil;
   int64_t integer = 0;
-  std::string str;  // kString, kStatus, kError
+  std::string str;                       // kString, kStatus, kError
   std::vector<SyncRedisReply> elements;  // kArray
 
   bool is_error() const { return type == Type::kError; }
@@ -109,7 +109,9 @@ class RedisProcess {
 
   // Starts redis-server and returns once it answers PING with PONG.
   static absl::StatusOr<std::unique_ptr<RedisProcess>> Start(Options options);
-  static absl::StatusOr<std::unique_ptr<RedisProcess>> Start() { return Start(Options()); }
+  static absl::StatusOr<std::unique_ptr<RedisProcess>> Start() {
+    return Start(Options());
+  }
 
   // Kills the process if it runs, then removes its directory.
   ~RedisProcess();
@@ -154,7 +156,12 @@ class RedisProcess {
 };
 
 // What grpc.health.v1.Health/Check answered.
-enum class HealthState { kUnknown = 0, kServing = 1, kNotServing = 2, kServiceUnknown = 3 };
+enum class HealthState {
+  kUnknown = 0,
+  kServing = 1,
+  kNotServing = 2,
+  kServiceUnknown = 3
+};
 
 // The real tappa-server binary (built by this project; its path comes from
 // the compile definition TAPPA_SERVER_PATH) listening on free loopback ports.
@@ -200,8 +207,9 @@ class ServerProcess {
   std::string Log() const;
 
   // grpc.health.v1.Health/Check for `service` ("" = the whole server).
-  absl::StatusOr<HealthState> Health(absl::string_view service = "",
-                                     absl::Duration timeout = absl::Seconds(1)) const;
+  absl::StatusOr<HealthState> Health(
+      absl::string_view service = "",
+      absl::Duration timeout = absl::Seconds(1)) const;
 
   // GET http://<metrics_listen>/metrics: the body of a 200 answer.
   absl::StatusOr<std::string> ScrapeMetrics() const;
@@ -223,14 +231,14 @@ class ServerProcess {
 // code would refuse to build, e.g. a string field that is not UTF-8).
 // `method` is the full path, e.g. "/tappa.v1.JourneyService/GetContact".
 // Yields the status and the response bytes.
-std::pair<grpc::Status, std::string> CallRaw(const std::shared_ptr<grpc::Channel>& channel,
-                                             const std::string& method,
-                                             const std::string& request,
-                                             absl::Duration timeout);
+std::pair<grpc::Status, std::string> CallRaw(
+    const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+    const std::string& request, absl::Duration timeout);
 
 // GET http://`host_port``path` over HTTP/1.0: the body of a 200 answer;
 // Unavailable when the connection fails, Internal for another status.
-absl::StatusOr<std::string> HttpGet(const std::string& host_port, const std::string& path,
+absl::StatusOr<std::string> HttpGet(const std::string& host_port,
+                                    const std::string& path,
                                     absl::Duration timeout = absl::Seconds(5));
 
 // Polls `condition` every `interval` until it holds or `timeout` passes;
@@ -243,7 +251,8 @@ bool PollUntil(Condition condition, absl::Duration timeout,
 std::string SourceDir();
 
 template <typename Condition>
-bool PollUntil(Condition condition, absl::Duration timeout, absl::Duration interval) {
+bool PollUntil(Condition condition, absl::Duration timeout,
+               absl::Duration interval) {
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
     if (condition()) return true;

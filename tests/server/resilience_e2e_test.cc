@@ -43,7 +43,8 @@ class ResilienceE2eTest : public ::testing::Test {
     server_.reset();
     ServerProcess::Options options;
     options.redis_url = redis_->url();
-    absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(options);
+    absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+        ServerProcess::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     client_ = std::make_unique<TappaClient>(server_->channel());
@@ -64,20 +65,23 @@ class ResilienceE2eTest : public ::testing::Test {
       std::string contact = absl::StrCat("durable-", i % 5);
       tappa::v1::TrackEventResponse r;
       ASSERT_RPC_OK(client_->Track(
-          MakeEvent(contact, absl::StrCat(tag, "-", i), "product_view", "web"), &r));
+          MakeEvent(contact, absl::StrCat(tag, "-", i), "product_view", "web"),
+          &r));
       ASSERT_FALSE(r.duplicate());
       ++(*expected)[contact];
     }
     tappa::v1::TrackEventsRequest batch;
     for (int i = 0; i < batched; ++i) {
-      *batch.add_requests() = MakeEvent(absl::StrCat("durable-", i % 5),
-                                        absl::StrCat(tag, "-batch-", i), "product_view", "app");
+      *batch.add_requests() =
+          MakeEvent(absl::StrCat("durable-", i % 5),
+                    absl::StrCat(tag, "-batch-", i), "product_view", "app");
     }
     tappa::v1::TrackEventsResponse response;
     ASSERT_RPC_OK(client_->TrackBatch(batch, &response));
     ASSERT_EQ(response.results_size(), batched);
     for (int i = 0; i < batched; ++i) {
-      ASSERT_TRUE(response.results(i).has_response()) << response.results(i).error().message();
+      ASSERT_TRUE(response.results(i).has_response())
+          << response.results(i).error().message();
       ++(*expected)[absl::StrCat("durable-", i % 5)];
     }
   }
@@ -85,9 +89,11 @@ class ResilienceE2eTest : public ::testing::Test {
   // Waits (bounded) until the server reads contacts again, then checks every
   // acknowledged event is counted.
   void ExpectCounts(const std::map<std::string, int64_t>& expected) {
-    bool back = PollUntil([&] { return client_->Get(expected.begin()->first).ok(); },
-                          absl::Seconds(10), absl::Milliseconds(20));
-    ASSERT_TRUE(back) << "the server did not read from Redis again after its restart";
+    bool back =
+        PollUntil([&] { return client_->Get(expected.begin()->first).ok(); },
+                  absl::Seconds(10), absl::Milliseconds(20));
+    ASSERT_TRUE(back)
+        << "the server did not read from Redis again after its restart";
     for (const auto& [contact, views] : expected) {
       tappa::v1::Contact c;
       ASSERT_RPC_OK(client_->Get(contact, &c));
@@ -113,7 +119,8 @@ TEST_F(ResilienceE2eTest, RedisShutdownKeepsEveryAcknowledgedEvent) {
 
 // appendfsync everysec: what was acknowledged more than a second ago is on
 // disk, so even SIGKILL loses none of it.
-TEST_F(ResilienceE2eTest, RedisSigkillAfterFsyncIntervalKeepsEveryAcknowledgedEvent) {
+TEST_F(ResilienceE2eTest,
+       RedisSigkillAfterFsyncIntervalKeepsEveryAcknowledgedEvent) {
   std::map<std::string, int64_t> expected;
   ASSERT_NO_FATAL_FAILURE(SendEvents("before", 40, 100, &expected));
   absl::SleepFor(absl::Milliseconds(1500));  // past the fsync interval (1 s)
@@ -127,16 +134,20 @@ TEST_F(ResilienceE2eTest, RedisSigkillAfterFsyncIntervalKeepsEveryAcknowledgedEv
 // One NextBestAction that must come back degraded with the placement's
 // fallback, within `budget` (+ margin). `client_timeout` zero: no client
 // deadline, the server's --decision_budget applies.
-void ExpectDegradedWithinBudget(const TappaClient& client, absl::Duration client_timeout,
-                                absl::Duration budget, tappa::v1::DegradedReason reason) {
+void ExpectDegradedWithinBudget(const TappaClient& client,
+                                absl::Duration client_timeout,
+                                absl::Duration budget,
+                                tappa::v1::DegradedReason reason) {
   tappa::v1::NextBestActionResponse nba;
   absl::Time start = absl::Now();
-  grpc::Status status =
-      client.Nba(MakeNba("down-1", "web", "web.home_hero"), &nba, client_timeout);
+  grpc::Status status = client.Nba(MakeNba("down-1", "web", "web.home_hero"),
+                                   &nba, client_timeout);
   absl::Duration took = absl::Now() - start;
-  std::cout << "[ degraded ] reason " << tappa::v1::DegradedReason_Name(reason) << ", "
+  std::cout << "[ degraded ] reason " << tappa::v1::DegradedReason_Name(reason)
+            << ", "
             << (client_timeout > absl::ZeroDuration()
-                    ? absl::StrCat("client deadline ", absl::FormatDuration(client_timeout))
+                    ? absl::StrCat("client deadline ",
+                                   absl::FormatDuration(client_timeout))
                     : absl::StrCat("no client deadline, server budget ",
                                    absl::FormatDuration(budget)))
             << ": answered in " << absl::FormatDuration(took) << std::endl;
@@ -150,7 +161,8 @@ void ExpectDegradedWithinBudget(const TappaClient& client, absl::Duration client
 }
 
 TEST_F(ResilienceE2eTest, RedisDownRefusesEventsDegradesDecisionsAndRecovers) {
-  ASSERT_RPC_OK(client_->Track(MakeEvent("down-1", "ev-1", "product_view", "web")));
+  ASSERT_RPC_OK(
+      client_->Track(MakeEvent("down-1", "ev-1", "product_view", "web")));
 
   // Stalled: Redis takes longer than the deadline (CLIENT PAUSE blocks every
   // client's commands). The decision does not wait for it.
@@ -164,7 +176,8 @@ TEST_F(ResilienceE2eTest, RedisDownRefusesEventsDegradesDecisionsAndRecovers) {
   bool fresh = PollUntil(
       [&] {
         tappa::v1::NextBestActionResponse r;
-        return client_->Nba(MakeNba("down-1", "web", "web.home_hero"), &r).ok() &&
+        return client_->Nba(MakeNba("down-1", "web", "web.home_hero"), &r)
+                   .ok() &&
                !r.degraded();
       },
       absl::Seconds(5), absl::Milliseconds(20));
@@ -175,8 +188,10 @@ TEST_F(ResilienceE2eTest, RedisDownRefusesEventsDegradesDecisionsAndRecovers) {
   grpc::Status refused;
   bool unavailable = PollUntil(
       [&] {
-        refused = client_->Track(MakeEvent("down-1", "ev-2", "product_view", "web"));
-        EXPECT_FALSE(refused.ok()) << "an event was acknowledged with Redis down";
+        refused =
+            client_->Track(MakeEvent("down-1", "ev-2", "product_view", "web"));
+        EXPECT_FALSE(refused.ok())
+            << "an event was acknowledged with Redis down";
         return refused.error_code() == grpc::StatusCode::UNAVAILABLE;
       },
       absl::Seconds(3), absl::Milliseconds(20));
@@ -196,10 +211,15 @@ TEST_F(ResilienceE2eTest, RedisDownRefusesEventsDegradesDecisionsAndRecovers) {
   ASSERT_TRUE(redis_->Restart().ok()) << redis_->Log();
   tappa::v1::TrackEventResponse r;
   bool recovered = PollUntil(
-      [&] { return client_->Track(MakeEvent("down-1", "ev-2", "product_view", "web"), &r).ok(); },
+      [&] {
+        return client_
+            ->Track(MakeEvent("down-1", "ev-2", "product_view", "web"), &r)
+            .ok();
+      },
       absl::Seconds(5), absl::Milliseconds(20));
   ASSERT_TRUE(recovered) << "events still refused 5 s after Redis came back";
-  std::cout << "[ recovery ] events accepted " << absl::FormatDuration(absl::Now() - restarted)
+  std::cout << "[ recovery ] events accepted "
+            << absl::FormatDuration(absl::Now() - restarted)
             << " after Redis restarted" << std::endl;
   EXPECT_FALSE(r.duplicate());
   tappa::v1::NextBestActionResponse nba;
@@ -212,13 +232,15 @@ TEST_F(ResilienceE2eTest, RedisDownRefusesEventsDegradesDecisionsAndRecovers) {
 }
 
 TEST_F(ResilienceE2eTest, SigtermDrainsInFlightCallsAndExitsZero) {
-  ASSERT_RPC_OK(client_->Track(MakeEvent("drain-1", "ev-1", "product_view", "web")));
+  ASSERT_RPC_OK(
+      client_->Track(MakeEvent("drain-1", "ev-1", "product_view", "web")));
   // Hold Redis so the next event is still in flight when SIGTERM arrives.
   ASSERT_TRUE(redis_->Command({"CLIENT", "PAUSE", "1500", "ALL"}).ok());
   grpc::Status in_flight;
   tappa::v1::TrackEventResponse r;
   std::thread call([&] {
-    in_flight = client_->Track(MakeEvent("drain-1", "ev-2", "product_view", "web"), &r);
+    in_flight =
+        client_->Track(MakeEvent("drain-1", "ev-2", "product_view", "web"), &r);
   });
   // No signal says "the server has the call and waits on Redis"; a short
   // wait is the only way, well inside the pause.
@@ -239,7 +261,8 @@ TEST_F(ResilienceE2eTest, SigtermDrainsInFlightCallsAndExitsZero) {
 }
 
 TEST_F(ResilienceE2eTest, HealthFollowsRedis) {
-  for (const char* service : {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService"}) {
+  for (const char* service :
+       {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService"}) {
     absl::StatusOr<HealthState> state = server_->Health(service);
     ASSERT_TRUE(state.ok()) << state.status();
     EXPECT_EQ(*state, HealthState::kServing) << "service '" << service << "'";
@@ -253,7 +276,8 @@ TEST_F(ResilienceE2eTest, HealthFollowsRedis) {
       },
       absl::Seconds(5), absl::Milliseconds(20));
   EXPECT_TRUE(not_serving) << "still SERVING 5 s after Redis was killed";
-  std::cout << "[ health ] NOT_SERVING " << absl::FormatDuration(absl::Now() - killed)
+  std::cout << "[ health ] NOT_SERVING "
+            << absl::FormatDuration(absl::Now() - killed)
             << " after Redis was killed" << std::endl;
 
   ASSERT_TRUE(redis_->Restart().ok()) << redis_->Log();

@@ -35,19 +35,18 @@ inline google::protobuf::Value ToValue(const PropertyValue& v) {
   return out;
 }
 
-inline tappa::v1::TrackEventRequest MakeEvent(const std::string& contact_id,
-                                              const std::string& event_id,
-                                              const std::string& type,
-                                              const std::string& channel,
-                                              const std::string& placement = "",
-                                              const Properties& properties = {}) {
+inline tappa::v1::TrackEventRequest MakeEvent(
+    const std::string& contact_id, const std::string& event_id,
+    const std::string& type, const std::string& channel,
+    const std::string& placement = "", const Properties& properties = {}) {
   tappa::v1::TrackEventRequest request;
   request.set_contact_id(contact_id);
   request.set_event_id(event_id);
   request.set_type(type);
   request.set_channel(channel);
   request.set_placement(placement);
-  for (const auto& [k, v] : properties) (*request.mutable_properties())[k] = ToValue(v);
+  for (const auto& [k, v] : properties)
+    (*request.mutable_properties())[k] = ToValue(v);
   return request;
 }
 
@@ -61,7 +60,8 @@ inline tappa::v1::NextBestActionRequest MakeNba(const std::string& contact_id,
   request.set_channel(channel);
   request.set_placement(placement);
   request.set_limit(limit);
-  for (const auto& [k, v] : context) (*request.mutable_context())[k] = ToValue(v);
+  for (const auto& [k, v] : context)
+    (*request.mutable_context())[k] = ToValue(v);
   return request;
 }
 
@@ -79,18 +79,22 @@ class TappaClient {
     tappa::v1::TrackEventResponse ignored;
     grpc::ClientContext context;
     SetDeadline(&context, timeout_);
-    return journey_->TrackEvent(&context, request, response ? response : &ignored);
+    return journey_->TrackEvent(&context, request,
+                                response ? response : &ignored);
   }
 
-  grpc::Status TrackBatch(const tappa::v1::TrackEventsRequest& request,
-                          tappa::v1::TrackEventsResponse* response = nullptr) const {
+  grpc::Status TrackBatch(
+      const tappa::v1::TrackEventsRequest& request,
+      tappa::v1::TrackEventsResponse* response = nullptr) const {
     tappa::v1::TrackEventsResponse ignored;
     grpc::ClientContext context;
     SetDeadline(&context, timeout_);
-    return journey_->TrackEvents(&context, request, response ? response : &ignored);
+    return journey_->TrackEvents(&context, request,
+                                 response ? response : &ignored);
   }
 
-  grpc::Status Get(const std::string& contact_id, tappa::v1::Contact* contact = nullptr) const {
+  grpc::Status Get(const std::string& contact_id,
+                   tappa::v1::Contact* contact = nullptr) const {
     tappa::v1::GetContactRequest request;
     request.set_contact_id(contact_id);
     tappa::v1::GetContactResponse response;
@@ -101,17 +105,20 @@ class TappaClient {
     return status;
   }
 
-  grpc::Status Delete(const std::string& contact_id,
-                      tappa::v1::DeleteContactResponse* response = nullptr) const {
+  grpc::Status Delete(
+      const std::string& contact_id,
+      tappa::v1::DeleteContactResponse* response = nullptr) const {
     tappa::v1::DeleteContactRequest request;
     request.set_contact_id(contact_id);
     tappa::v1::DeleteContactResponse ignored;
     grpc::ClientContext context;
     SetDeadline(&context, timeout_);
-    return journey_->DeleteContact(&context, request, response ? response : &ignored);
+    return journey_->DeleteContact(&context, request,
+                                   response ? response : &ignored);
   }
 
-  // `timeout` zero: no client deadline (the server's --decision_budget applies).
+  // `timeout` zero: no client deadline (the server's --decision_budget
+  // applies).
   grpc::Status Nba(const tappa::v1::NextBestActionRequest& request,
                    tappa::v1::NextBestActionResponse* response,
                    absl::Duration timeout = absl::Seconds(10)) const {
@@ -121,7 +128,8 @@ class TappaClient {
   }
 
  private:
-  static void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
+  static void SetDeadline(grpc::ClientContext* context,
+                          absl::Duration timeout) {
     context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   }
 
@@ -132,7 +140,8 @@ class TappaClient {
 
 // "CODE: message", for assertion messages.
 inline std::string Describe(const grpc::Status& status) {
-  return absl::StrCat(static_cast<int>(status.error_code()), ": ", status.error_message());
+  return absl::StrCat(static_cast<int>(status.error_code()), ": ",
+                      status.error_message());
 }
 
 }  // namespace tappa::testing

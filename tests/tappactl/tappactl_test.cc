@@ -1,6 +1,7 @@
 // Drives the real tappactl binary through a shell pipe, checking the
 // contracts people and conformance tests rely on.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -27,7 +28,10 @@ struct RunResult {
 // when `merge_stderr`).
 RunResult RunTappactl(const std::string& args, const std::string& input,
                 bool merge_stderr = false) {
-  std::string in_path = ::testing::TempDir() + "/tappactl_in.txt";
+  // ctest runs tests in parallel processes: the input file is per test.
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string in_path = absl::StrCat(::testing::TempDir(), "/tappactl_in_", info->name(),
+                                     "_", getpid(), ".txt");
   {
     std::ofstream f(in_path, std::ios::binary);
     f << input;
@@ -119,7 +123,7 @@ TEST(TappactlRulesTest, CheckAcceptsTheExampleAndRejectsBrokenFiles) {
   RunResult ok = RunTappactl("rules check " + Src("rules/examples/retail.yaml"), "");
   EXPECT_EQ(ok.exit_code, 0) << ok.out;
 
-  std::string broken = ::testing::TempDir() + "/broken.yaml";
+  std::string broken = absl::StrCat(::testing::TempDir(), "/broken_", getpid(), ".yaml");
   {
     std::ofstream f(broken);
     f << "phases: [awareness]\nchannels: [web]\nbogus: 1\n";

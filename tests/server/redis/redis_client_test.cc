@@ -1,0 +1,123 @@
+// The async Redis client against a real redis-server: replies, pipelines,
+// deadlines, fail-fast while down, reconnection, authentication errors.
+#include "server/redis/redis_client.h"
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/server/process_fixture.h"
+
+namespace tappa::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::unique_ptr<RedisClient> StartClient(int port, const std::string& password = "") {
+  RedisClient::Options options;
+  options.endpoint.host = "127.0.0.1";
+  options.endpoint.port = port;
+  options.endpoint.password = password;
+  options.initial_backoff = absl::Milliseconds(10);
+  options.max_backoff = absl::Milliseconds(100);
+  auto client = RedisClient::Start(std::move(options));
+  EXPECT_TRUE(client.ok()) << client.status();
+  return std::move(*client);
+}
+
+absl::StatusOr<std::vector<RedisReply>> PipelineSync(RedisClient& client,
+                                                     std::vector<std::vector<std::string>> cmds,
+                                                     absl::Duration timeout) {
+  absl::Notification done;
+  absl::StatusOr<std::vector<RedisReply>> result;
+  client.Pipeline(std::move(cmds), absl::Now() + timeout,
+                  [&](absl::StatusOr<std::vector<RedisReply>> r) {
+                    result = std::move(r);
+                    done.Notify();
+                  });
+  done.WaitForNotification();
+  return result;
+}
+
+TEST(RedisClientTest, CommandsAndPipelinesGetTheirReplies) {
+  auto redis = testing::RedisProcess::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  auto client = StartClient((*redis)->port());
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5))) << client->last_error();
+
+  auto set = RedisCommandSync(*client, {"SET", "k", std::string("v\0w", 3)});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->type, RedisReply::Type::kStatus);
+  auto replies = PipelineSync(*client,
+                              {{"GET", "k"}, {"INCR", "n"}, {"HGETALL", "none"}, {"GET", "none"},
+                               {"LPUSH", "k", "x"}},
+                              absl::Seconds(5));
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  ASSERT_EQ(replies->size(), 5u);
+  EXPECT_EQ((*replies)[0].str, std::string("v\0w", 3));
+  EXPECT_EQ((*replies)[1].integer, 1);
+  EXPECT_EQ((*replies)[2].type, RedisReply::Type::kArray);
+  EXPECT_TRUE((*replies)[3].is_nil());
+  EXPECT_TRUE((*replies)[4].is_error());  // WRONGTYPE is a reply, not a Status
+  EXPECT_THAT((*replies)[4].str, HasSubstr("WRONGTYPE"));
+}
+
+TEST(RedisClientTest, DeadlinesFireWhileRedisIsPaused) {
+  auto redis = testing::RedisProcess::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  auto client = StartClient((*redis)->port());
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5)));
+  ASSERT_TRUE((*redis)->Command({"CLIENT", "PAUSE", "400", "ALL"}).ok());
+  absl::Time start = absl::Now();
+  auto reply = RedisCommandSync(*client, {"GET", "k"}, absl::Milliseconds(30));
+  absl::Duration waited = absl::Now() - start;
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kDeadlineExceeded);
+  // A correctness bound, not a benchmark: far less than the 400 ms pause.
+  EXPECT_LT(waited, absl::Milliseconds(300));
+  // After the pause the connection still works (the late reply was dropped).
+  absl::SleepFor(absl::Milliseconds(450));
+  auto after = RedisCommandSync(*client, {"PING"});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->str, "PONG");
+}
+
+TEST(RedisClientTest, FailsFastWhileDownAndReconnectsByItself) {
+  auto redis = testing::RedisProcess::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  auto client = StartClient((*redis)->port());
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5)));
+  (*redis)->Kill();
+  // The loss is noticed on the next command or when the socket closes.
+  for (int i = 0; i < 100 && client->connected(); ++i) {
+    RedisCommandSync(*client, {"PING"}, absl::Milliseconds(50)).IgnoreError();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_FALSE(client->connected());
+  absl::Time start = absl::Now();
+  auto down = RedisCommandSync(*client, {"PING"}, absl::Seconds(5));
+  EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));  // fail fast, not at the deadline
+
+  ASSERT_TRUE((*redis)->Restart().ok());
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5))) << client->last_error();
+  auto up = RedisCommandSync(*client, {"PING"});
+  ASSERT_TRUE(up.ok()) << up.status();
+}
+
+TEST(RedisClientTest, RefusedAuthenticationIsAClearErrorWithoutThePassword) {
+  auto redis = testing::RedisProcess::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  // Set after start: the fixture's own connection stays authenticated.
+  ASSERT_TRUE((*redis)->Command({"CONFIG", "SET", "requirepass", "right-password"}).ok());
+  auto wrong = StartClient((*redis)->port(), "wrong-password");
+  EXPECT_FALSE(wrong->WaitConnected(absl::Milliseconds(500)));
+  EXPECT_THAT(std::string(wrong->last_error().message()),
+              HasSubstr("Redis refused authentication"));
+  EXPECT_THAT(std::string(wrong->last_error().message()),
+              ::testing::Not(HasSubstr("wrong-password")));
+  auto right = StartClient((*redis)->port(), "right-password");
+  EXPECT_TRUE(right->WaitConnected(absl::Seconds(5))) << right->last_error();
+}
+
+}  // namespace
+}  // namespace tappa::server
