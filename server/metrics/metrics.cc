@@ -123,7 +123,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
           &requests_->Add({{"method", method}, {"code", std::string(kCodeNames[c])}});
     }
   }
-  for (const char* command : {"HGETALL", "HGET", "EVALSHA", "EVAL", "LRANGE", "PING", "AUTH",
+  for (const char* command : {"HGETALL", "HGET", "EVALSHA", "EVAL", "GET", "PING", "AUTH",
                               "other"}) {
     redis_.push_back({command, &redis_latency_->Add({{"command", command}}, LatencyBuckets()),
                       &redis_errors_->Add({{"command", command}})});

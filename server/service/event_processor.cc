@@ -162,7 +162,7 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         bool changed = outcome.phase_changed;
 
         runtime_.store->CommitEvent(
-            op->request.contact_id(), write, op->receive_time, op->deadline,
+            op->serving->ruleset, op->request.contact_id(), write, op->receive_time, op->deadline,
             [this, op, response = std::move(response), from, to,
              changed](absl::StatusOr<CommitResult> result) mutable {
               if (!result.ok()) return Finish(std::move(op), result.status());

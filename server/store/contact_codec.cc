@@ -12,12 +12,16 @@ namespace {
 
 using ruleset::ContactSnapshot;
 
+// Times are base-36 Unix milliseconds: 8 characters instead of 13 for
+// every timestamp a contact keeps.
 bool ParseMillis(absl::string_view s, absl::Time* t) {
   int64_t ms;
-  if (!absl::SimpleAtoi(s, &ms)) return false;
+  if (!ParseBase36(s, &ms)) return false;
   *t = TimeOfMillis(ms);
   return true;
 }
+
+std::string TimeField(absl::Time t) { return Base36(MillisOf(t)); }
 
 // Plain JSON of an attribute value (the inverse of PlainJsonToValue for the
 // values events can carry: null, bool, numbers, strings, lists, maps).
@@ -162,11 +166,11 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
 FieldMap EncodeContact(const ruleset::Ruleset& rs, const ContactSnapshot& c) {
   FieldMap f;
   f["p"] = rs.phases[c.phase].id;
-  f["ps"] = absl::StrCat(MillisOf(c.phase_since));
-  f["fs"] = absl::StrCat(MillisOf(c.first_seen));
-  f["ls"] = absl::StrCat(MillisOf(c.last_seen));
+  f["ps"] = TimeField(c.phase_since);
+  f["fs"] = TimeField(c.first_seen);
+  f["ls"] = TimeField(c.last_seen);
   for (const auto& [channel, t] : c.last_seen_by_channel) {
-    f[absl::StrCat("l:", channel)] = absl::StrCat(MillisOf(t));
+    f[absl::StrCat("l:", channel)] = TimeField(t);
   }
   for (size_t i = 0; i < rs.counters.size(); ++i) {
     const ruleset::Counter& counter = rs.counters[i];
@@ -186,7 +190,7 @@ FieldMap EncodeContact(const ruleset::Ruleset& rs, const ContactSnapshot& c) {
     f[absl::StrCat("k:", channel)] = given ? "1" : "0";
   }
   auto cx = [&f](absl::string_view metric, const std::optional<ruleset::CxScore>& s) {
-    if (s) f[absl::StrCat("x:", metric)] = absl::StrCat(s->score, ":", MillisOf(s->at));
+    if (s) f[absl::StrCat("x:", metric)] = absl::StrCat(s->score, ":", TimeField(s->at));
   };
   cx("nps", c.nps);
   cx("csat", c.csat);
@@ -206,27 +210,57 @@ void DiffFields(const FieldMap& before, const FieldMap& after,
   }
 }
 
-std::string EncodeHistory(const HistoryEntry& e) {
-  return absl::StrCat(MillisOf(e.change_time), "|", e.previous_phase, "|", e.phase, "|",
-                      MillisOf(e.event_time), "|", e.event_type, "|", e.channel, "|",
-                      e.placement);
+std::string Base36(int64_t n) {
+  if (n <= 0) return "0";
+  std::string out;
+  while (n > 0) {
+    int d = static_cast<int>(n % 36);
+    out.push_back(static_cast<char>(d < 10 ? '0' + d : 'a' + d - 10));
+    n /= 36;
+  }
+  return std::string(out.rbegin(), out.rend());
 }
 
-bool DecodeHistory(absl::string_view text, HistoryEntry* e) {
-  std::vector<absl::string_view> parts = absl::StrSplit(text, '|');
-  if (parts.size() != 7) return false;
-  int64_t change_ms, event_ms;
-  if (!absl::SimpleAtoi(parts[0], &change_ms) || !absl::SimpleAtoi(parts[3], &event_ms)) {
-    return false;
+bool ParseBase36(absl::string_view s, int64_t* n) {
+  if (s.empty() || s.size() > 12) return false;
+  int64_t v = 0;
+  for (char c : s) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'z' ? c - 'a' + 10 : -1;
+    if (d < 0) return false;
+    v = v * 36 + d;
   }
-  e->change_time = TimeOfMillis(change_ms);
-  e->previous_phase = std::string(parts[1]);
-  e->phase = std::string(parts[2]);
-  e->event_time = TimeOfMillis(event_ms);
-  e->event_type = std::string(parts[4]);
-  e->channel = std::string(parts[5]);
-  e->placement = std::string(parts[6]);
+  *n = v;
   return true;
+}
+
+std::string EncodeHistory(const HistoryEntry& e) {
+  int64_t change = MillisOf(e.change_time);
+  int64_t delta = change - MillisOf(e.event_time);
+  return absl::StrCat(Base36(change), "|", e.phase, "|", delta > 0 ? Base36(delta) : "", "|",
+                      e.event_type, "|", e.channel, "|", e.placement);
+}
+
+std::vector<HistoryEntry> DecodeHistory(absl::string_view text, size_t max) {
+  std::vector<HistoryEntry> entries;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> parts = absl::StrSplit(line, '|');
+    int64_t change = 0, delta = 0;
+    if (parts.size() != 6 || !ParseBase36(parts[0], &change) ||
+        (!parts[2].empty() && !ParseBase36(parts[2], &delta))) {
+      continue;
+    }
+    HistoryEntry e;
+    e.change_time = TimeOfMillis(change);
+    e.phase = std::string(parts[1]);
+    e.event_time = TimeOfMillis(change - delta);
+    e.event_type = std::string(parts[3]);
+    e.channel = std::string(parts[4]);
+    e.placement = std::string(parts[5]);
+    if (!entries.empty()) entries.back().previous_phase = e.phase;
+    if (entries.size() == max) break;  // read one more only for its phase
+    entries.push_back(std::move(e));
+  }
+  return entries;
 }
 
 }  // namespace tappa::server

@@ -4,16 +4,23 @@
 //
 //   v              version, incremented by every write (optimistic locking)
 //   p              phase id
-//   ps fs ls       phase since, first seen, last seen (Unix milliseconds)
-//   l:<channel>    last seen on a channel (Unix ms)
+//   ps fs ls       phase since, first seen, last seen
+//   l:<channel>    last seen on a channel
 //   n:<counter>    all-time counter
 //   w:<counter>    windowed counter: "<first bucket>:<c0>,<c1>,..."
 //   a:<name>       attribute, as compact JSON
 //   k:<channel>    consent: "1" given, "0" withdrawn
-//   x:<metric>     CX score: "<score>:<Unix ms>" (metric nps, csat, ces)
+//   x:<metric>     CX score: "<score>:<time>" (metric nps, csat, ces)
+// Times are Unix milliseconds in base 36 (8 characters for this century).
+//   e:<8 bytes>    idempotency record of an event (contact_store.h)
+//   ec             idempotency records written since the last pruning
 //
-// Phase history entries (a list, newest first, at most 50) are
-//   "<change ms>|<previous phase>|<phase>|<event ms>|<event type>|<channel>|<placement>".
+// The phase history is one string key, entries newest first, separated by
+// '\n', each
+//   "<change time>|<phase>|<event time - change time>|<event type>|<channel>|<placement>"
+// with times in base-36 Unix milliseconds. An entry's previous phase is the
+// phase of the entry after it, so kMaxHistory + 1 entries are kept. A string
+// costs far less Redis memory than a list (a quicklist in Redis 7.0).
 //
 // Decoding is lenient where a ruleset changed since the data was written:
 // fields of counters, channels or phases the ruleset no longer declares are
@@ -68,12 +75,19 @@ struct HistoryEntry {
   std::string channel;
   std::string placement;
 };
+// One entry (previous_phase is not stored: see above).
 std::string EncodeHistory(const HistoryEntry& entry);
-// False when the entry is malformed (skipped by readers).
-bool DecodeHistory(absl::string_view text, HistoryEntry* entry);
+// The entries of a history string, newest first, at most `max`; malformed
+// entries are skipped. The oldest kept entry's previous phase is that of the
+// entry after it when there is one, else "" (the contact's creation).
+std::vector<HistoryEntry> DecodeHistory(absl::string_view text, size_t max);
 
 int64_t MillisOf(absl::Time t);
 absl::Time TimeOfMillis(int64_t ms);
+
+// Compact numbers for records that are stored many times per contact.
+std::string Base36(int64_t n);  // n >= 0
+bool ParseBase36(absl::string_view s, int64_t* n);
 
 }  // namespace tappa::server
 

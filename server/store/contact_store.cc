@@ -12,65 +12,77 @@
 namespace tappa::server {
 namespace {
 
-// KEYS: contact, history, events, shard phases.
+// KEYS: contact, history, shard phases.
 // ARGV: 1 expected version, 2 event field, 3 event record, 4 now ms,
-//   5 idempotency window ms, 6 max idempotency records, 7 history entry or
-//   "", 8 old phase or "", 9 new phase, 10 N, then N field/value pairs, then
-//   M, then M fields to delete.
+//   5 idempotency window ms, 6 max idempotency records, 7 prune every,
+//   8 history entry or "", 9 max history entries, 10 old phase or "",
+//   11 new phase, 12 N, then N field/value pairs, then M, then M fields to
+//   delete.
 // Returns {"dup", record} | {"conflict"} | {"ok", new version}.
 constexpr char kCommitScript[] = R"lua(
 local now = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
-local rec = redis.call('HGET', KEYS[3], ARGV[2])
-if rec then
-  local t = tonumber(string.match(rec, '^(%d+)'))
-  if t and t + window > now then return {'dup', rec} end
+local function received(rec)
+  return tonumber(string.match(rec, '^(%w+)'), 36) or 0
 end
+local rec = redis.call('HGET', KEYS[1], ARGV[2])
+if rec and received(rec) + window > now then return {'dup', rec} end
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= tonumber(ARGV[1]) then return {'conflict'} end
-local n = tonumber(ARGV[10])
-local set = {'v', tostring(v + 1)}
-for i = 11, 10 + 2 * n do set[#set + 1] = ARGV[i] end
+local n = tonumber(ARGV[12])
+local set = {'v', tostring(v + 1), ARGV[2], ARGV[3]}
+for i = 13, 12 + 2 * n do set[#set + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(set))
-local m = tonumber(ARGV[11 + 2 * n])
+local m = tonumber(ARGV[13 + 2 * n])
 if m > 0 then
-  redis.call('HDEL', KEYS[1], unpack(ARGV, 12 + 2 * n, 11 + 2 * n + m))
+  redis.call('HDEL', KEYS[1], unpack(ARGV, 14 + 2 * n, 13 + 2 * n + m))
 end
-if ARGV[7] ~= '' then
-  redis.call('LPUSH', KEYS[2], ARGV[7])
-  redis.call('LTRIM', KEYS[2], 0, 49)
-end
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-local cap = tonumber(ARGV[6])
-if redis.call('HLEN', KEYS[3]) > 32 then
-  local all = redis.call('HGETALL', KEYS[3])
+if redis.call('HINCRBY', KEYS[1], 'ec', 1) >= tonumber(ARGV[7]) then
+  local all = redis.call('HGETALL', KEYS[1])
   local live = {}
   for i = 1, #all, 2 do
-    local t = tonumber(string.match(all[i + 1], '^(%d+)')) or 0
-    if t + window <= now then
-      redis.call('HDEL', KEYS[3], all[i])
-    else
-      live[#live + 1] = {t, all[i]}
+    if string.sub(all[i], 1, 2) == 'e:' then
+      local t = received(all[i + 1])
+      if t + window <= now then
+        redis.call('HDEL', KEYS[1], all[i])
+      else
+        live[#live + 1] = {t, all[i]}
+      end
     end
   end
+  local cap = tonumber(ARGV[6])
   if #live > cap then
     table.sort(live, function(a, b) return a[1] < b[1] end)
-    for i = 1, #live - cap do redis.call('HDEL', KEYS[3], live[i][2]) end
+    for i = 1, #live - cap do redis.call('HDEL', KEYS[1], live[i][2]) end
   end
+  redis.call('HSET', KEYS[1], 'ec', '0')
 end
-if ARGV[8] ~= ARGV[9] then
-  if ARGV[8] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[8], -1) end
-  redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
+if ARGV[8] ~= '' then
+  local h = redis.call('GET', KEYS[2])
+  local s = ARGV[8]
+  if h then s = s .. '\n' .. h end
+  local keep, pos, count = tonumber(ARGV[9]), 0, 0
+  while true do
+    local i = string.find(s, '\n', pos + 1, true)
+    if not i then break end
+    count = count + 1
+    if count == keep then s = string.sub(s, 1, i - 1) break end
+    pos = i
+  end
+  redis.call('SET', KEYS[2], s)
+end
+if ARGV[10] ~= ARGV[11] then
+  if ARGV[10] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[10], -1) end
+  redis.call('HINCRBY', KEYS[3], ARGV[11], 1)
 end
 return {'ok', tostring(v + 1)}
 )lua";
 
-// KEYS: contact, history, events, shard phases. Returns 1 when anything
-// existed.
+// KEYS: contact, history, shard phases. Returns 1 when anything existed.
 constexpr char kDeleteScript[] = R"lua(
 local p = redis.call('HGET', KEYS[1], 'p')
-local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-if p then redis.call('HINCRBY', KEYS[4], p, -1) end
+local n = redis.call('DEL', KEYS[1], KEYS[2])
+if p then redis.call('HINCRBY', KEYS[3], p, -1) end
 if n > 0 then return 1 end
 return 0
 )lua";
@@ -80,14 +92,6 @@ std::string Sha1Hex(absl::string_view data) {
   SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
-}
-
-// The idempotency field of an event id: 8 bytes of its SHA-256 (collisions
-// among one contact's events are negligible: ~1e-15 for 1,000 ids).
-std::string EventField(absl::string_view event_id) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(event_id.data()), event_id.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), 8);
 }
 
 absl::Status UnexpectedReply(absl::string_view what, const RedisReply& reply) {
@@ -110,23 +114,43 @@ int ShardOf(absl::string_view contact_id, int shards) {
   return static_cast<int>(h % static_cast<uint64_t>(shards));
 }
 
-std::string EncodeEventRecord(const EventRecord& r) {
-  return absl::StrCat(MillisOf(r.receive_time), "|", MillisOf(r.event_time), "|",
-                      r.previous_phase, "|", r.phase, "|", r.created ? "1" : "0");
+// The idempotency field of an event id: "e:" and 8 bytes of its SHA-256
+// (collisions among one contact's events are negligible: ~1e-16 for 100 ids).
+std::string EventField(absl::string_view event_id) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(event_id.data()), event_id.size(), digest);
+  return absl::StrCat("e:", absl::string_view(reinterpret_cast<const char*>(digest), 8));
 }
 
-bool DecodeEventRecord(absl::string_view text, EventRecord* r) {
-  std::vector<absl::string_view> parts = absl::StrSplit(text, '|');
-  int64_t receive_ms, event_ms;
-  if (parts.size() != 5 || !absl::SimpleAtoi(parts[0], &receive_ms) ||
-      !absl::SimpleAtoi(parts[1], &event_ms)) {
+std::string EncodeEventRecord(const ruleset::Ruleset& rs, const EventRecord& r) {
+  int64_t receive = MillisOf(r.receive_time);
+  int64_t delta = receive - MillisOf(r.event_time);
+  int previous = r.created ? -1 : rs.FindPhase(r.previous_phase);
+  return absl::StrCat(Base36(receive), ":", delta > 0 ? Base36(delta) : "", ":",
+                      previous >= 0 ? absl::StrCat(previous) : "", ":",
+                      rs.FindPhase(r.phase));
+}
+
+bool DecodeEventRecord(const ruleset::Ruleset& rs, absl::string_view text, EventRecord* r) {
+  std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
+  int64_t receive = 0, delta = 0;
+  int phase = -1;
+  if (parts.size() != 4 || !ParseBase36(parts[0], &receive) ||
+      (!parts[1].empty() && !ParseBase36(parts[1], &delta)) ||
+      !absl::SimpleAtoi(parts[3], &phase)) {
     return false;
   }
-  r->receive_time = TimeOfMillis(receive_ms);
-  r->event_time = TimeOfMillis(event_ms);
-  r->previous_phase = std::string(parts[2]);
-  r->phase = std::string(parts[3]);
-  r->created = parts[4] == "1";
+  auto name = [&rs](int index) {
+    return index >= 0 && index < static_cast<int>(rs.phases.size()) ? rs.phases[index].id
+                                                                     : std::string();
+  };
+  int previous = -1;
+  r->created = parts[2].empty();
+  if (!r->created && !absl::SimpleAtoi(parts[2], &previous)) return false;
+  r->receive_time = TimeOfMillis(receive);
+  r->event_time = TimeOfMillis(receive - delta);
+  r->previous_phase = r->created ? "" : name(previous);
+  r->phase = name(phase);
   return true;
 }
 
@@ -143,8 +167,7 @@ std::string ContactStore::ShardPhasesKey(int shard) const {
 ContactKeys ContactStore::KeysFor(absl::string_view contact_id) const {
   std::string prefix = absl::StrFormat("tp:{s:%04d}:", ShardOf(contact_id, shards_));
   return ContactKeys{absl::StrCat(prefix, "c:", contact_id),
-                     absl::StrCat(prefix, "h:", contact_id),
-                     absl::StrCat(prefix, "e:", contact_id), absl::StrCat(prefix, "phases")};
+                     absl::StrCat(prefix, "h:", contact_id), absl::StrCat(prefix, "phases")};
 }
 
 void ContactStore::LoadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
@@ -165,41 +188,45 @@ void ContactStore::LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
                                 absl::string_view contact_id, absl::string_view event_id,
                                 absl::Time now, absl::Time deadline, Done<EventRead> done) {
   ContactKeys keys = KeysFor(contact_id);
-  redis_->Pipeline(
-      {{"HGETALL", keys.contact}, {"HGET", keys.events, EventField(event_id)}}, deadline,
+  redis_->Command(
+      {"HGETALL", keys.contact}, deadline,
       [ruleset = std::move(ruleset), id = std::string(contact_id), now,
-       done = std::move(done)](absl::StatusOr<std::vector<RedisReply>> replies) mutable {
-        if (!replies.ok()) return done(replies.status());
-        const RedisReply& hash = (*replies)[0];
-        const RedisReply& record = (*replies)[1];
-        if (hash.is_error()) return done(UnexpectedReply("HGETALL", hash));
-        if (record.is_error()) return done(UnexpectedReply("HGET", record));
-        absl::StatusOr<DecodedContact> contact = DecodeContact(*ruleset, id, hash, now);
+       field = EventField(event_id),
+       done = std::move(done)](absl::StatusOr<RedisReply> hash) mutable {
+        if (!hash.ok()) return done(hash.status());
+        if (hash->is_error()) return done(UnexpectedReply("HGETALL", *hash));
+        absl::StatusOr<DecodedContact> contact = DecodeContact(*ruleset, id, *hash, now);
         if (!contact.ok()) return done(contact.status());
         EventRead read;
         read.contact = *std::move(contact);
-        EventRecord r;
-        if (record.type == RedisReply::Type::kString && DecodeEventRecord(record.str, &r) &&
-            r.receive_time + kIdempotencyWindow > now) {
-          read.duplicate_of = r;
+        for (size_t i = 0; i + 1 < hash->elements.size(); i += 2) {
+          EventRecord r;
+          if (hash->elements[i].str == field &&
+              DecodeEventRecord(*ruleset, hash->elements[i + 1].str, &r) &&
+              r.receive_time + kIdempotencyWindow > now) {
+            read.duplicate_of = r;
+          }
         }
         done(std::move(read));
       });
 }
 
-void ContactStore::CommitEvent(absl::string_view contact_id, const EventWrite& w,
+void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
+                               absl::string_view contact_id, const EventWrite& w,
                                absl::Time now, absl::Time deadline,
                                Done<CommitResult> done) {
   ContactKeys keys = KeysFor(contact_id);
   std::vector<std::string> args;
-  args.reserve(12 + 2 * w.set_fields.size() + w.remove_fields.size());
+  args.reserve(14 + 2 * w.set_fields.size() + w.remove_fields.size());
   args.push_back(absl::StrCat(w.expected_version));
   args.push_back(EventField(w.event_id));
-  args.push_back(EncodeEventRecord(w.record));
+  args.push_back(EncodeEventRecord(*ruleset, w.record));
   args.push_back(absl::StrCat(MillisOf(now)));
   args.push_back(absl::StrCat(absl::ToInt64Milliseconds(kIdempotencyWindow)));
   args.push_back(absl::StrCat(kMaxIdempotencyRecords));
+  args.push_back(absl::StrCat(kPruneIdempotencyEvery));
   args.push_back(w.history ? EncodeHistory(*w.history) : "");
+  args.push_back(absl::StrCat(kMaxHistory + 1));
   args.push_back(w.old_phase);
   args.push_back(w.new_phase);
   args.push_back(absl::StrCat(w.set_fields.size()));
@@ -209,9 +236,10 @@ void ContactStore::CommitEvent(absl::string_view contact_id, const EventWrite& w
   }
   args.push_back(absl::StrCat(w.remove_fields.size()));
   for (const std::string& f : w.remove_fields) args.push_back(f);
-  RunScript(kCommitScript, commit_sha_,
-            {keys.contact, keys.history, keys.events, keys.shard_phases}, std::move(args),
-            deadline, [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+  RunScript(kCommitScript, commit_sha_, {keys.contact, keys.history, keys.shard_phases},
+            std::move(args), deadline,
+            [ruleset = std::move(ruleset),
+             done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
               if (!reply.ok()) return done(reply.status());
               if (reply->type != RedisReply::Type::kArray || reply->elements.empty()) {
                 return done(UnexpectedReply("commit script", *reply));
@@ -223,7 +251,8 @@ void ContactStore::CommitEvent(absl::string_view contact_id, const EventWrite& w
               } else if (tag == "conflict") {
                 result.outcome = CommitResult::Outcome::kConflict;
               } else if (tag == "dup" && reply->elements.size() == 2 &&
-                         DecodeEventRecord(reply->elements[1].str, &result.duplicate_of)) {
+                         DecodeEventRecord(*ruleset, reply->elements[1].str,
+                                           &result.duplicate_of)) {
                 result.outcome = CommitResult::Outcome::kDuplicate;
               } else {
                 return done(UnexpectedReply("commit script", *reply));
@@ -237,22 +266,19 @@ void ContactStore::ReadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
                                absl::Time deadline, Done<StoredContactView> done) {
   ContactKeys keys = KeysFor(contact_id);
   redis_->Pipeline(
-      {{"HGETALL", keys.contact}, {"LRANGE", keys.history, "0", absl::StrCat(kMaxHistory - 1)}},
+      {{"HGETALL", keys.contact}, {"GET", keys.history}},
       deadline,
       [ruleset = std::move(ruleset), id = std::string(contact_id), now,
        done = std::move(done)](absl::StatusOr<std::vector<RedisReply>> replies) mutable {
         if (!replies.ok()) return done(replies.status());
         if ((*replies)[0].is_error()) return done(UnexpectedReply("HGETALL", (*replies)[0]));
-        if ((*replies)[1].is_error()) return done(UnexpectedReply("LRANGE", (*replies)[1]));
+        if ((*replies)[1].is_error()) return done(UnexpectedReply("GET", (*replies)[1]));
         absl::StatusOr<DecodedContact> contact =
             DecodeContact(*ruleset, id, (*replies)[0], now);
         if (!contact.ok()) return done(contact.status());
         StoredContactView view;
         view.contact = *std::move(contact);
-        for (const RedisReply& e : (*replies)[1].elements) {
-          HistoryEntry entry;
-          if (DecodeHistory(e.str, &entry)) view.history.push_back(std::move(entry));
-        }
+        view.history = DecodeHistory((*replies)[1].str, kMaxHistory);
         done(std::move(view));
       });
 }
@@ -260,8 +286,8 @@ void ContactStore::ReadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
 void ContactStore::DeleteContact(absl::string_view contact_id, absl::Time deadline,
                                  Done<bool> done) {
   ContactKeys keys = KeysFor(contact_id);
-  RunScript(kDeleteScript, delete_sha_,
-            {keys.contact, keys.history, keys.events, keys.shard_phases}, {}, deadline,
+  RunScript(kDeleteScript, delete_sha_, {keys.contact, keys.history, keys.shard_phases}, {},
+            deadline,
             [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
               if (!reply.ok()) return done(reply.status());
               if (reply->type != RedisReply::Type::kInteger) {

@@ -7,16 +7,25 @@
 // shard's structures live in one Redis Cluster slot and one Lua script can
 // update them together:
 //
-//   tp:{s:0042}:c:<contact id>   hash: the contact (contact_codec.h)
-//   tp:{s:0042}:h:<contact id>   list: phase history, newest first, <= 50
-//   tp:{s:0042}:e:<contact id>   hash: idempotency records, field = the
-//                                first 8 bytes of SHA-256(event id)
+//   tp:{s:0042}:c:<contact id>   hash: the contact (contact_codec.h),
+//                                including its idempotency records: field
+//                                "e:" + the first 8 bytes of SHA-256(event
+//                                id), value "<receive ms>:<receive - event
+//                                ms>:<previous phase>:<phase>" (base-36
+//                                times, phase indexes; "" previous = created)
+//   tp:{s:0042}:h:<contact id>   string: phase history (contact_codec.h)
 //   tp:{s:0042}:phases           hash: contacts per phase in the shard
 //
 // Round trips: a decision reads with one HGETALL; an event reads with one
-// pipelined HGETALL + HGET and writes with one EVALSHA that checks the
-// contact's version and applies everything (fields, history, idempotency
-// record, phase counts) or nothing. Scripts get `now` as an argument.
+// HGETALL (the idempotency record comes with it) and writes with one EVALSHA
+// that checks the contact's version and applies everything (fields, history,
+// idempotency record, phase counts) or nothing. Scripts get `now` as an
+// argument.
+//
+// Memory: a typical profile (10 attributes, 5 windowed counters, 10 history
+// entries, 20 remembered events) costs under 2 KB of Redis memory; keeping
+// the idempotency records in the contact's hash saves a key, and the history
+// as one string avoids a list's quicklist overhead.
 //
 // Thread safety: thread-safe; callbacks run on the Redis client's loop
 // thread and must not block.
@@ -44,8 +53,12 @@ inline constexpr int kDefaultShards = 1024;
 inline constexpr int kMaxHistory = 50;
 // Idempotency: an event id is remembered for this long...
 inline constexpr absl::Duration kIdempotencyWindow = absl::Hours(24 * 7);
-// ...and at most this many per contact (the oldest are forgotten first).
-inline constexpr int kMaxIdempotencyRecords = 1000;
+// ...and at most this many per contact (the oldest are forgotten first), so
+// the contact's hash stays small.
+inline constexpr int kMaxIdempotencyRecords = 100;
+// Records are pruned (expired ones dropped, then the oldest beyond the cap)
+// once this many were written since the last pruning.
+inline constexpr int kPruneIdempotencyEvery = 40;
 
 // Stable shard of a contact id.
 int ShardOf(absl::string_view contact_id, int shards);
@@ -53,7 +66,6 @@ int ShardOf(absl::string_view contact_id, int shards);
 struct ContactKeys {
   std::string contact;
   std::string history;
-  std::string events;
   std::string shard_phases;
 };
 
@@ -65,8 +77,13 @@ struct EventRecord {
   std::string phase;
   bool created = false;
 };
-std::string EncodeEventRecord(const EventRecord& record);
-bool DecodeEventRecord(absl::string_view text, EventRecord* record);
+// Phases are stored as indexes of `ruleset` (an index the ruleset no longer
+// has decodes as "").
+std::string EncodeEventRecord(const ruleset::Ruleset& ruleset, const EventRecord& record);
+bool DecodeEventRecord(const ruleset::Ruleset& ruleset, absl::string_view text,
+                       EventRecord* record);
+// The hash field of an event id's record.
+std::string EventField(absl::string_view event_id);
 
 // What one event's atomic write changes.
 struct EventWrite {
@@ -113,16 +130,17 @@ class ContactStore {
                    absl::string_view contact_id, absl::Time now, absl::Time deadline,
                    Done<DecodedContact> done);
 
-  // HGETALL + HGET of the idempotency record, pipelined.
+  // One HGETALL: the contact and, when present, the event's record.
   void LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
                     absl::string_view contact_id, absl::string_view event_id,
                     absl::Time now, absl::Time deadline, Done<EventRead> done);
 
   // The atomic conditional write.
-  void CommitEvent(absl::string_view contact_id, const EventWrite& write, absl::Time now,
+  void CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
+                   absl::string_view contact_id, const EventWrite& write, absl::Time now,
                    absl::Time deadline, Done<CommitResult> done);
 
-  // HGETALL + LRANGE of the history, pipelined.
+  // HGETALL + GET of the history, pipelined.
   void ReadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
                    absl::string_view contact_id, absl::Time now, absl::Time deadline,
                    Done<StoredContactView> done);

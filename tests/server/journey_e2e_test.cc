@@ -516,8 +516,8 @@ TEST_F(JourneyE2eTest, DeleteContactLeavesNoKey) {
     ASSERT_RPC_OK(client_->Track(MakeEvent(id, "ev-3", "product_view", "web")));
   }
   std::vector<std::string> keys = KeysOfContact(*redis_, kGone);
-  EXPECT_EQ(keys.size(), 3u)
-      << absl::StrJoin(keys, ", ");  // hash, history, event ids
+  EXPECT_EQ(keys.size(), 2u)
+      << absl::StrJoin(keys, ", ");  // hash (with event ids), history
   std::string prefix = ShardPrefixOf(*redis_, kGone);
   int64_t before = ShardPhaseCount(*redis_, prefix, "consideration");
   EXPECT_GE(before, 1);
@@ -536,7 +536,7 @@ TEST_F(JourneyE2eTest, DeleteContactLeavesNoKey) {
   EXPECT_EQ(ShardPhaseCount(*redis_, prefix, "consideration"), before - 1);
 
   // The other contact is untouched.
-  EXPECT_EQ(KeysOfContact(*redis_, kKept).size(), 3u);
+  EXPECT_EQ(KeysOfContact(*redis_, kKept).size(), 2u);
   tappa::v1::Contact kept;
   ASSERT_RPC_OK(client_->Get(kKept, &kept));
   EXPECT_EQ(kept.counters().at("product_view_7d"), 1);
@@ -912,7 +912,8 @@ TEST_F(JourneyE2eTest, TypicalProfileFitsInTwoKilobytes) {
   }
 
   std::vector<std::string> keys = KeysOfContact(*redis_, kId);
-  ASSERT_EQ(keys.size(), 3u) << absl::StrJoin(keys, ", ");
+  // The contact's hash (with its idempotency records) and its history.
+  ASSERT_EQ(keys.size(), 2u) << absl::StrJoin(keys, ", ");
   int64_t total = 0;
   std::cout << "[ memory ] contact " << kId << " (" << kId.size()
             << "-byte id):\n";
@@ -926,31 +927,35 @@ TEST_F(JourneyE2eTest, TypicalProfileFitsInTwoKilobytes) {
     // The data itself (field names and values, or list entries), to tell
     // payload from Redis' per-key and per-entry overhead.
     absl::StatusOr<SyncRedisReply> content =
-        type->str == "list" ? redis_->Command({"LRANGE", key, "0", "-1"})
-                            : redis_->Command({"HGETALL", key});
+        type->str == "string" ? redis_->Command({"GET", key})
+                              : redis_->Command({"HGETALL", key});
     ASSERT_TRUE(content.ok());
-    size_t payload = 0, longest = 0;
-    for (const SyncRedisReply& e : content->elements) {
-      payload += e.str.size();
-      longest = std::max(longest, e.str.size());
+    size_t payload = 0, longest = 0, entries = 0;
+    if (type->str == "string") {
+      // The history: entries separated by newlines.
+      payload = content->str.size();
+      entries = std::count(content->str.begin(), content->str.end(), '\n') + 1;
+      longest = payload;
+    } else {
+      for (const SyncRedisReply& e : content->elements) {
+        payload += e.str.size();
+        longest = std::max(longest, e.str.size());
+      }
+      entries = content->elements.size() / 2;
     }
-    size_t entries = type->str == "list" ? content->elements.size()
-                                         : content->elements.size() / 2;
     total += bytes->integer;
     std::cout << "  " << key << ": " << bytes->integer << " bytes ("
               << type->str << ", " << encoding->str << ", " << entries
               << " entries, " << payload << " bytes of data, longest "
               << longest << ")\n";
-    std::string kind = key.substr(key.find("}:") + 2, 1);  // c, h or e
+    std::string kind = key.substr(key.find("}:") + 2, 1);  // c or h
     RecordProperty(absl::StrCat("memory_", kind),
                    static_cast<int>(bytes->integer));
-    // Small hashes must stay in Redis' compact encoding; a list is a
-    // quicklist of listpack nodes in Redis 7.0 (7.2 adds plain listpacks).
+    // Small hashes must stay in Redis' compact encoding.
     if (type->str == "hash") {
       EXPECT_EQ(encoding->str, "listpack") << key;
     } else {
-      EXPECT_THAT(encoding->str, ::testing::AnyOf("quicklist", "listpack"))
-          << key;
+      EXPECT_EQ(type->str, "string") << key;
     }
   }
   std::cout << "  total: " << total << " bytes" << std::endl;
@@ -1050,16 +1055,17 @@ TEST_F(JourneyE2eTest, RedisCommandsPerRequest) {
     }
   });
   print("TrackEvent", events);
-  // Two round trips per event: HGETALL + HGET pipelined, then one EVALSHA.
+  // Two round trips per event: one HGETALL (the idempotency record is in the
+  // contact's hash), then one EVALSHA.
   EXPECT_EQ(events.sent["HGETALL"], kRequests);
-  EXPECT_EQ(events.sent["HGET"], kRequests);
+  EXPECT_EQ(events.sent["HGET"], 0);
   EXPECT_EQ(events.sent["EVALSHA"], kRequests);
   int64_t total = 0;
   for (const auto& [c, n] : events.stats) total += n;
   total -= events.background_hgetall;
   std::cout << "[ commands ] TrackEvent: "
             << static_cast<double>(total) / kRequests
-            << " Redis commands per event in all (scripts included), 3 sent, 2 "
+            << " Redis commands per event in all (scripts included), 2 sent, 2 "
                "round trips"
             << std::endl;
   RecordProperty("event_commands_per_request",

@@ -114,19 +114,53 @@ TEST(ContactStoreKeysTest, EveryKeyOfAContactSharesItsShardTag) {
   std::string tag = keys.contact.substr(0, keys.contact.find('}') + 1);
   EXPECT_EQ(tag.rfind("tp:{s:", 0), 0u);
   EXPECT_EQ(keys.history.substr(0, tag.size()), tag);
-  EXPECT_EQ(keys.events.substr(0, tag.size()), tag);
   EXPECT_EQ(keys.shard_phases.substr(0, tag.size()), tag);
 }
 
-TEST(EventRecordTest, RoundTrip) {
-  EventRecord r{absl::FromUnixMillis(1234), absl::FromUnixMillis(1200), "awareness",
-                "consideration", true};
+TEST(EventRecordTest, RoundTripCompactly) {
+  auto rs = ruleset::LoadRulesetFromString(kRules, "codec.yaml");
+  ASSERT_TRUE(rs.ok());
+  EventRecord r{absl::FromUnixMillis(1'800'000'000'123), absl::FromUnixMillis(1'800'000'000'000),
+                "awareness", "consideration", false};
+  std::string text = EncodeEventRecord(**rs, r);
+  EXPECT_LE(text.size(), 16u) << text;
   EventRecord back;
-  ASSERT_TRUE(DecodeEventRecord(EncodeEventRecord(r), &back));
+  ASSERT_TRUE(DecodeEventRecord(**rs, text, &back));
   EXPECT_EQ(back.receive_time, r.receive_time);
+  EXPECT_EQ(back.event_time, r.event_time);
   EXPECT_EQ(back.previous_phase, "awareness");
+  EXPECT_EQ(back.phase, "consideration");
+  EXPECT_FALSE(back.created);
+  r.created = true;
+  r.previous_phase = "";
+  ASSERT_TRUE(DecodeEventRecord(**rs, EncodeEventRecord(**rs, r), &back));
   EXPECT_TRUE(back.created);
-  EXPECT_FALSE(DecodeEventRecord("garbage", &back));
+  EXPECT_EQ(back.previous_phase, "");
+  EXPECT_FALSE(DecodeEventRecord(**rs, "garbage", &back));
+  EXPECT_EQ(EventField("evt-1").size(), 10u);
+  EXPECT_EQ(EventField("evt-1").substr(0, 2), "e:");
+}
+
+TEST(HistoryTest, PreviousPhaseComesFromTheOlderEntry) {
+  absl::Time t = absl::FromUnixSeconds(1'800'000'000);
+  std::string text;
+  const char* phases[] = {"awareness", "consideration", "conversion"};
+  for (int i = 0; i < 3; ++i) {  // oldest first, prepended like the script
+    HistoryEntry e{t + absl::Minutes(i), "", phases[i], t + absl::Minutes(i) - absl::Seconds(3),
+                   "evt", "web", i == 1 ? "web.home" : ""};
+    text = text.empty() ? EncodeHistory(e) : EncodeHistory(e) + "\n" + text;
+  }
+  std::vector<HistoryEntry> all = DecodeHistory(text, 50);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].phase, "conversion");
+  EXPECT_EQ(all[0].previous_phase, "consideration");
+  EXPECT_EQ(all[2].previous_phase, "");  // creation
+  EXPECT_EQ(all[1].placement, "web.home");
+  EXPECT_EQ(all[1].event_time, t + absl::Minutes(1) - absl::Seconds(3));
+  std::vector<HistoryEntry> two = DecodeHistory(text, 2);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[1].previous_phase, "awareness");  // from the entry not returned
+  EXPECT_TRUE(DecodeHistory("junk\nmore|junk", 50).empty());
 }
 
 }  // namespace
