@@ -59,19 +59,37 @@ nlohmann::json ValueToPlainJson(const cel::Value& v, int depth = 0) {
   }
 }
 
+// Windowed counters are stored sparsely, "<first bucket>:<offset>=<count>,...",
+// with only the non-empty buckets: a 7-day window in hourly buckets would
+// otherwise need 168 numbers, too long for the hash's compact encoding.
 std::string EncodeRolling(const ruleset::RollingCount& r) {
-  return absl::StrCat(r.first_bucket, ":", absl::StrJoin(r.buckets, ","));
+  std::string out = absl::StrCat(r.first_bucket, ":");
+  bool first = true;
+  for (size_t k = 0; k < r.buckets.size(); ++k) {
+    if (r.buckets[k] == 0) continue;
+    absl::StrAppend(&out, first ? "" : ",", k, "=", r.buckets[k]);
+    first = false;
+  }
+  return out;
 }
 
 bool DecodeRolling(absl::string_view s, ruleset::RollingCount* r) {
-  std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(s, absl::MaxSplits(':', 1));
+  std::pair<absl::string_view, absl::string_view> parts =
+      absl::StrSplit(s, absl::MaxSplits(':', 1));
   if (!absl::SimpleAtoi(parts.first, &r->first_bucket)) return false;
   r->buckets.clear();
   if (parts.second.empty()) return true;
-  for (absl::string_view c : absl::StrSplit(parts.second, ',')) {
-    int64_t n;
-    if (!absl::SimpleAtoi(c, &n)) return false;
-    r->buckets.push_back(n);
+  for (absl::string_view entry : absl::StrSplit(parts.second, ',')) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(entry, absl::MaxSplits('=', 1));
+    int64_t offset, n;
+    // Offsets beyond the largest window (ruleset limit) are corrupt data.
+    if (!absl::SimpleAtoi(kv.first, &offset) || !absl::SimpleAtoi(kv.second, &n) ||
+        offset < 0 || offset >= ruleset::kMaxWindowBuckets) {
+      return false;
+    }
+    if (static_cast<size_t>(offset) >= r->buckets.size()) r->buckets.resize(offset + 1, 0);
+    r->buckets[offset] = n;
   }
   return true;
 }

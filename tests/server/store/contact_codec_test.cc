@@ -95,6 +95,23 @@ TEST(ContactCodecTest, EmptyHashIsANewContactAndUnknownFieldsAreIgnored) {
   EXPECT_TRUE(old->snapshot.last_seen_by_channel.empty());
 }
 
+TEST(ContactCodecTest, WindowedCountersAreStoredSparsely) {
+  auto rs = ruleset::LoadRulesetFromString(kRules, "codec.yaml");
+  ASSERT_TRUE(rs.ok());
+  absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  int64_t today = ruleset::BucketOf(now, absl::Hours(24));
+  ruleset::ContactSnapshot c;
+  c.counts = {0, 0};
+  c.rolling.resize(2);
+  c.rolling[0] = {today - 6, {0, 0, 3, 0, 0, 0, 1}};
+  FieldMap fields = EncodeContact(**rs, c);
+  EXPECT_EQ(fields["w:views_7d"], absl::StrCat(today - 6, ":2=3,6=1"));
+  auto d = DecodeContact(**rs, "x", HashReply(fields, 1), now);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->snapshot.counts[0], 4);
+  EXPECT_EQ(d->snapshot.rolling[0].buckets, c.rolling[0].buckets);
+}
+
 TEST(ContactCodecTest, DiffSetsChangedAndRemovesGoneFields) {
   std::vector<std::pair<std::string, std::string>> set;
   std::vector<std::string> remove;
