@@ -34,16 +34,19 @@ namespace tappa::ruleset {
 namespace {
 
 constexpr char kTypicalCondition[] =
-    "contact.phase == \"consideration\" && context.channel in [\"web\",\"app\"] && "
-    "contact.counts.product_view_7d >= 3 && (contact.attrs.country == \"IT\" || "
+    "contact.phase == \"consideration\" && context.channel in "
+    "[\"web\",\"app\"] && "
+    "contact.counts.product_view_7d >= 3 && (contact.attrs.country == \"IT\" "
+    "|| "
     "contact.attrs.tier == \"gold\")";
 
 const Ruleset& GeneratedRuleset() {
   static const std::shared_ptr<const Ruleset>* rs = [] {
-    auto loaded =
-        LoadRulesetFile(std::string(TAPPA_SOURCE_DIR) + "/rules/examples/generated_1000.yaml");
+    auto loaded = LoadRulesetFile(std::string(TAPPA_SOURCE_DIR) +
+                                  "/rules/examples/generated_1000.yaml");
     if (!loaded.ok()) {
-      std::fprintf(stderr, "%s\n", std::string(loaded.status().message()).c_str());
+      std::fprintf(stderr, "%s\n",
+                   std::string(loaded.status().message()).c_str());
       std::abort();
     }
     return new std::shared_ptr<const Ruleset>(*loaded);
@@ -57,9 +60,12 @@ ContactSnapshot TypicalContact(const Ruleset& rs) {
   c.phase = rs.FindPhase("consideration");
   c.counts.assign(rs.counters.size(), 0);
   c.rolling.assign(rs.counters.size(), {});
-  for (size_t i = 0; i < rs.counters.size(); ++i) c.counts[i] = static_cast<int64_t>(i) + 3;
-  c.attrs = {{"country", cel::Value::String("FR")}, {"tier", cel::Value::String("gold")},
-             {"language", cel::Value::String("fr")}, {"age", cel::Value::Int(34)}};
+  for (size_t i = 0; i < rs.counters.size(); ++i)
+    c.counts[i] = static_cast<int64_t>(i) + 3;
+  c.attrs = {{"country", cel::Value::String("FR")},
+             {"tier", cel::Value::String("gold")},
+             {"language", cel::Value::String("fr")},
+             {"age", cel::Value::Int(34)}};
   c.consents = {{"email", true}};
   return c;
 }
@@ -69,7 +75,8 @@ void BM_TypicalCondition(benchmark::State& state) {
   cel::CompileResult compiled =
       cel::Compile(kTypicalCondition, rs.environments->condition());
   if (!compiled.ok()) {
-    state.SkipWithError(std::string(cel::IssuesToStatus(compiled.issues).message()).c_str());
+    state.SkipWithError(
+        std::string(cel::IssuesToStatus(compiled.issues).message()).c_str());
     return;
   }
   ContactSnapshot snapshot = TypicalContact(rs);
@@ -86,18 +93,20 @@ void BM_TypicalCondition(benchmark::State& state) {
     result = v.IsBool() && v.bool_value();
     benchmark::DoNotOptimize(result);
   }
-  state.counters["allocs_per_eval"] = benchmark::Counter(
-      static_cast<double>(g_allocations.load() - before), benchmark::Counter::kAvgIterations);
-  if (!result) state.SkipWithError("the typical condition should hold for the contact");
+  state.counters["allocs_per_eval"] =
+      benchmark::Counter(static_cast<double>(g_allocations.load() - before),
+                         benchmark::Counter::kAvgIterations);
+  if (!result)
+    state.SkipWithError("the typical condition should hold for the contact");
 }
 BENCHMARK(BM_TypicalCondition);
 
 // The ranked eligible set for one request, bindings prepared.
 void BM_DecideOneRequest(benchmark::State& state) {
   const Ruleset& rs = GeneratedRuleset();
-  static const auto* decider =
-      new std::shared_ptr<const Decider>(Decider::Create(
-          *new std::shared_ptr<const Ruleset>(std::shared_ptr<const Ruleset>(), &rs)));
+  static const auto* decider = new std::shared_ptr<const Decider>(
+      Decider::Create(*new std::shared_ptr<const Ruleset>(
+          std::shared_ptr<const Ruleset>(), &rs)));
   ContactSnapshot snapshot = TypicalContact(rs);
   ContactBinding contact(rs, snapshot);
   int placement = static_cast<int>(state.range(0));
@@ -109,8 +118,9 @@ void BM_DecideOneRequest(benchmark::State& state) {
   size_t candidates = (*decider)->Candidates(snapshot.phase, placement).size();
   size_t eligible = 0;
   for (auto _ : state) {
-    DecisionResult r = (*decider)->Decide(snapshot.phase, placement, contact.value(),
-                                          context.value(), now, options);
+    DecisionResult r =
+        (*decider)->Decide(snapshot.phase, placement, contact.value(),
+                           context.value(), now, options);
     eligible = r.ranked.size();
     benchmark::DoNotOptimize(r);
   }
@@ -123,9 +133,9 @@ BENCHMARK(BM_DecideOneRequest)->Arg(0)->Arg(5)->Arg(10)->Arg(19);
 // snapshot (what the server does per request after decoding Redis' reply).
 void BM_DecideWithBindings(benchmark::State& state) {
   const Ruleset& rs = GeneratedRuleset();
-  static const auto* decider =
-      new std::shared_ptr<const Decider>(Decider::Create(
-          *new std::shared_ptr<const Ruleset>(std::shared_ptr<const Ruleset>(), &rs)));
+  static const auto* decider = new std::shared_ptr<const Decider>(
+      Decider::Create(*new std::shared_ptr<const Ruleset>(
+          std::shared_ptr<const Ruleset>(), &rs)));
   ContactSnapshot snapshot = TypicalContact(rs);
   absl::Time now = absl::FromUnixSeconds(1'800'000'000);
   DecisionOptions options;
@@ -135,8 +145,8 @@ void BM_DecideWithBindings(benchmark::State& state) {
   for (auto _ : state) {
     ContactBinding contact(rs, snapshot);
     ContextBinding context("web", "web.slot_00", entries);
-    DecisionResult r =
-        (*decider)->Decide(snapshot.phase, 0, contact.value(), context.value(), now, options);
+    DecisionResult r = (*decider)->Decide(snapshot.phase, 0, contact.value(),
+                                          context.value(), now, options);
     benchmark::DoNotOptimize(r);
   }
 }

@@ -13,6 +13,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/stubs/logging.h"
@@ -29,23 +30,30 @@
 #include "server/service/runtime.h"
 #include "server/store/contact_store.h"
 
-ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051",
-          "Address for the gRPC API (host:port). Listening beyond loopback will "
-          "require authentication (a later version).");
-ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
-          "Address for Prometheus metrics, served at http://<address>/metrics.");
-ABSL_FLAG(std::string, redis_url, "redis://127.0.0.1:6379",
-          "Redis to keep contact state in: redis://[[user]:password@]host:port[/db] "
-          "or unix:///path/to/socket[?db=N]. Passwords are never printed.");
-ABSL_FLAG(std::string, rules, "", "Path of the ruleset (YAML; see rules/README.md).");
-ABSL_FLAG(absl::Duration, decision_budget, absl::Milliseconds(20),
-          "The time a NextBestAction may take when the client sets no deadline; past "
-          "it the answer is the placement's fallback, flagged degraded.");
+ABSL_FLAG(
+    std::string, grpc_listen, "127.0.0.1:50051",
+    "Address for the gRPC API (host:port). Listening beyond loopback will "
+    "require authentication (a later version).");
+ABSL_FLAG(
+    std::string, metrics_listen, "127.0.0.1:9464",
+    "Address for Prometheus metrics, served at http://<address>/metrics.");
+ABSL_FLAG(
+    std::string, redis_url, "redis://127.0.0.1:6379",
+    "Redis to keep contact state in: redis://[[user]:password@]host:port[/db] "
+    "or unix:///path/to/socket[?db=N]. Passwords are never printed.");
+ABSL_FLAG(std::string, rules, "",
+          "Path of the ruleset (YAML; see rules/README.md).");
+ABSL_FLAG(
+    absl::Duration, decision_budget, absl::Milliseconds(20),
+    "The time a NextBestAction may take when the client sets no deadline; past "
+    "it the answer is the placement's fallback, flagged degraded.");
 ABSL_FLAG(absl::Duration, write_budget, absl::Seconds(5),
-          "The time an event or contact read may take when the client sets no deadline.");
+          "The time an event or contact read may take when the client sets no "
+          "deadline.");
 ABSL_FLAG(int, redis_connections, 2, "Pipelined connections to Redis.");
 ABSL_FLAG(int, shards, tappa::server::kDefaultShards,
-          "Contact shards (fixed for the life of a deployment: changing it orphans data).");
+          "Contact shards (fixed for the life of a deployment: changing it "
+          "orphans data).");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM, how long in-flight calls may take to finish.");
 
@@ -53,21 +61,26 @@ namespace tappa::server {
 namespace {
 
 bool IsLoopback(const std::string& address) {
-  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
-         absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:");
+  return absl::StartsWith(address, "127.") ||
+         absl::StartsWith(address, "localhost:") ||
+         absl::StartsWith(address, "[::1]:") ||
+         absl::StartsWith(address, "unix:");
 }
 
 int Run() {
   const std::string grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
   if (!IsLoopback(grpc_listen)) {
-    std::cerr << "tappa-server: --grpc_listen=" << grpc_listen
-              << " is beyond loopback; this version has no authentication, so it only "
-                 "listens on loopback addresses (127.0.0.1, [::1], localhost)\n";
+    std::cerr
+        << "tappa-server: --grpc_listen=" << grpc_listen
+        << " is beyond loopback; this version has no authentication, so it "
+           "only "
+           "listens on loopback addresses (127.0.0.1, [::1], localhost)\n";
     return 2;
   }
   const std::string rules_path = absl::GetFlag(FLAGS_rules);
   if (rules_path.empty()) {
-    std::cerr << "tappa-server: --rules is required (e.g. rules/examples/retail.yaml)\n";
+    std::cerr << "tappa-server: --rules is required (e.g. "
+                 "rules/examples/retail.yaml)\n";
     return 2;
   }
   absl::StatusOr<std::shared_ptr<const ruleset::Ruleset>> loaded =
@@ -85,7 +98,8 @@ int Run() {
     std::cerr << "tappa-server: " << serving.status().message() << "\n";
     return 1;
   }
-  absl::StatusOr<RedisEndpoint> endpoint = ParseRedisUrl(absl::GetFlag(FLAGS_redis_url));
+  absl::StatusOr<RedisEndpoint> endpoint =
+      ParseRedisUrl(absl::GetFlag(FLAGS_redis_url));
   if (!endpoint.ok()) {
     std::cerr << "tappa-server: --" << endpoint.status().message() << "\n";
     return 2;
@@ -100,10 +114,12 @@ int Run() {
   metrics.InstallRuleset(**loaded);
   std::unique_ptr<prometheus::Exposer> exposer;
   try {
-    exposer = std::make_unique<prometheus::Exposer>(absl::GetFlag(FLAGS_metrics_listen));
+    exposer = std::make_unique<prometheus::Exposer>(
+        absl::GetFlag(FLAGS_metrics_listen));
   } catch (const std::exception& e) {
     std::cerr << "tappa-server: cannot serve metrics on --metrics_listen="
-              << absl::GetFlag(FLAGS_metrics_listen) << ": " << e.what() << "\n";
+              << absl::GetFlag(FLAGS_metrics_listen) << ": " << e.what()
+              << "\n";
     return 1;
   }
   exposer->RegisterCollectable(metrics.registry());
@@ -111,8 +127,10 @@ int Run() {
   RedisClient::Options redis_options;
   redis_options.endpoint = *endpoint;
   redis_options.connections = absl::GetFlag(FLAGS_redis_connections);
-  redis_options.observer = [&metrics](absl::string_view command, absl::Duration latency,
-                                      bool ok) { metrics.RecordRedis(command, latency, ok); };
+  redis_options.observer = [&metrics](absl::string_view command,
+                                      absl::Duration latency, bool ok) {
+    metrics.RecordRedis(command, latency, ok);
+  };
   absl::StatusOr<std::unique_ptr<RedisClient>> redis =
       RedisClient::Start(std::move(redis_options));
   if (!redis.ok()) {
@@ -122,7 +140,8 @@ int Run() {
   if (!(*redis)->WaitConnected(absl::Seconds(2))) {
     // Not fatal: the server starts NOT_SERVING and connects when Redis comes.
     std::cerr << "tappa-server: warning: Redis at " << endpoint->Redacted()
-              << " is not answering yet: " << (*redis)->last_error().message() << "\n";
+              << " is not answering yet: " << (*redis)->last_error().message()
+              << "\n";
   }
 
   ContactStore store(redis->get(), shards);
@@ -143,12 +162,14 @@ int Run() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(grpc_listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(grpc_listen, grpc::InsecureServerCredentials(),
+                           &port);
   builder.RegisterService(&journey);
   builder.RegisterService(&decision);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    std::cerr << "tappa-server: cannot listen on --grpc_listen=" << grpc_listen << "\n";
+    std::cerr << "tappa-server: cannot listen on --grpc_listen=" << grpc_listen
+              << "\n";
     return 1;
   }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
@@ -159,36 +180,42 @@ int Run() {
   std::thread background([&] {
     absl::Time next_count = absl::InfinitePast();
     while (!stop.HasBeenNotified()) {
-      absl::StatusOr<RedisReply> pong = RedisCommandSync(**redis, {"PING"}, absl::Seconds(1));
-      bool serving_now = pong.ok() && !pong->is_error() && rulesets.Get() != nullptr;
-      for (const char* service : {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService"}) {
+      absl::StatusOr<RedisReply> pong =
+          RedisCommandSync(**redis, {"PING"}, absl::Seconds(1));
+      bool serving_now =
+          pong.ok() && !pong->is_error() && rulesets.Get() != nullptr;
+      for (const char* service :
+           {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService"}) {
         health->SetServingStatus(service, serving_now);
       }
       if (serving_now && absl::Now() >= next_count) {
         next_count = absl::Now() + absl::Seconds(10);
         absl::Notification counted;
-        store.CountPhases(absl::Now() + absl::Seconds(5),
-                          [&](absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> c) {
-                            if (c.ok()) {
-                              std::vector<std::pair<std::string, int64_t>> known;
-                              const auto& rs = *rulesets.Get()->ruleset;
-                              for (auto& [phase, n] : *c) {
-                                if (rs.FindPhase(phase) >= 0) known.emplace_back(phase, n);
-                              }
-                              metrics.SetContactsPerPhase(known);
-                            }
-                            counted.Notify();
-                          });
+        store.CountPhases(
+            absl::Now() + absl::Seconds(5),
+            [&](absl::StatusOr<std::vector<std::pair<std::string, int64_t>>>
+                    c) {
+              if (c.ok()) {
+                std::vector<std::pair<std::string, int64_t>> known;
+                const auto& rs = *rulesets.Get()->ruleset;
+                for (auto& [phase, n] : *c) {
+                  if (rs.FindPhase(phase) >= 0) known.emplace_back(phase, n);
+                }
+                metrics.SetContactsPerPhase(known);
+              }
+              counted.Notify();
+            });
         counted.WaitForNotification();
       }
       stop.WaitForNotificationWithTimeout(absl::Milliseconds(500));
     }
   });
 
-  std::cout << "tappa-server: serving gRPC on " << grpc_listen << ", metrics on http://"
-            << absl::GetFlag(FLAGS_metrics_listen) << "/metrics, Redis "
-            << endpoint->Redacted() << ", ruleset " << rules_path << " (version "
-            << (*loaded)->version.substr(0, 12) << ")" << std::endl;
+  std::cout << "tappa-server: serving gRPC on " << grpc_listen
+            << ", metrics on http://" << absl::GetFlag(FLAGS_metrics_listen)
+            << "/metrics, Redis " << endpoint->Redacted() << ", ruleset "
+            << rules_path << " (version " << (*loaded)->version.substr(0, 12)
+            << ")" << std::endl;
 
   // Wait for SIGTERM or SIGINT (blocked in every thread, taken here).
   sigset_t signals;
@@ -199,10 +226,12 @@ int Run() {
   sigwait(&signals, &sig);
   std::cout << "tappa-server: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ": draining in-flight calls" << std::endl;
-  for (const char* service : {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService"}) {
+  for (const char* service :
+       {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService"}) {
     health->SetServingStatus(service, false);
   }
-  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_shutdown_grace)));
+  server->Shutdown(
+      absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_shutdown_grace)));
   server->Wait();
   stop.Notify();
   background.join();
@@ -222,13 +251,20 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Debian builds Abseil without NDEBUG, so absl::Mutex tracks every lock in
+  // a global deadlock-detection graph (a global lock and a hash lookup per
+  // acquisition): measured at ~5% of the server's CPU under load
+  // (loadtests/README.md). Tests still run with detection on.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // A request with invalid UTF-8 is answered INVALID_ARGUMENT naming the
   // field (server/api); protobuf would also log it, letting any client flood
   // the log. Other protobuf messages still go to stderr.
-  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file,
-                                     int line, const std::string& message) {
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level,
+                                     const char* file, int line,
+                                     const std::string& message) {
     if (message.find("invalid UTF-8") != std::string::npos) return;
-    std::cerr << "[protobuf " << file << ":" << line << "] " << message << std::endl;
+    std::cerr << "[protobuf " << file << ":" << line << "] " << message
+              << std::endl;
   });
   absl::SetProgramUsageMessage(
       "Tappa: real-time journey tracking and next-best-action over gRPC.\n"

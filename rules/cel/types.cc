@@ -96,7 +96,8 @@ const Type* Type::FindField(absl::string_view field) const {
 }
 
 const std::vector<std::pair<std::string, Type>>& Type::fields() const {
-  static const auto* const empty = new std::vector<std::pair<std::string, Type>>();
+  static const auto* const empty =
+      new std::vector<std::pair<std::string, Type>>();
   return kind_ == Kind::kObject ? rep_->fields : *empty;
 }
 

@@ -98,15 +98,18 @@ void AppendDebug(const Value& v, std::string* out) {
     }
     case Kind::kTimestamp: {
       Timestamp t = v.timestamp_value();
-      absl::Time time = absl::FromUnixSeconds(t.seconds) + absl::Nanoseconds(t.nanos);
-      absl::StrAppend(out, "timestamp(\"",
-                      absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", time, absl::UTCTimeZone()),
-                      "\")");
+      absl::Time time =
+          absl::FromUnixSeconds(t.seconds) + absl::Nanoseconds(t.nanos);
+      absl::StrAppend(
+          out, "timestamp(\"",
+          absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", time, absl::UTCTimeZone()),
+          "\")");
       return;
     }
     case Kind::kDuration: {
       Duration d = v.duration_value();
-      absl::Duration dur = absl::Seconds(d.seconds) + absl::Nanoseconds(d.nanos);
+      absl::Duration dur =
+          absl::Seconds(d.seconds) + absl::Nanoseconds(d.nanos);
       absl::StrAppend(out, "duration(\"", absl::FormatDuration(dur), "\")");
       return;
     }

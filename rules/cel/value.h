@@ -119,7 +119,8 @@ class Value {
   ~Value() {
     if (owner_ != nullptr) owner_->Unref();
   }
-  Value(const Value& other) : kind_(other.kind_), u_(other.u_), owner_(other.owner_) {
+  Value(const Value& other)
+      : kind_(other.kind_), u_(other.u_), owner_(other.owner_) {
     if (owner_ != nullptr) owner_->Ref();
   }
   Value(Value&& other) noexcept
@@ -242,7 +243,8 @@ class Value {
   bool IsType() const { return kind_ == Kind::kType; }
   bool IsError() const { return kind_ == Kind::kError; }
   bool IsNumber() const {
-    return kind_ == Kind::kInt || kind_ == Kind::kUint || kind_ == Kind::kDouble;
+    return kind_ == Kind::kInt || kind_ == Kind::kUint ||
+           kind_ == Kind::kDouble;
   }
 
   // Accessors: calling one for another kind is a programming error (checked

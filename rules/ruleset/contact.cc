@@ -13,7 +13,9 @@ namespace {
 
 using cel::Value;
 
-Value TimeValue(absl::Time t) { return Value::FromTimestamp(ToCelTimestamp(t)); }
+Value TimeValue(absl::Time t) {
+  return Value::FromTimestamp(ToCelTimestamp(t));
+}
 
 absl::StatusOr<absl::Time> TimeFromJson(const nlohmann::json& json,
                                         absl::string_view field) {
@@ -21,7 +23,8 @@ absl::StatusOr<absl::Time> TimeFromJson(const nlohmann::json& json,
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": expected an RFC 3339 timestamp string"));
   }
-  absl::StatusOr<cel::Timestamp> t = cel::ParseTimestamp(json.get<std::string>());
+  absl::StatusOr<cel::Timestamp> t =
+      cel::ParseTimestamp(json.get<std::string>());
   if (!t.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": ", t.status().message()));
@@ -31,7 +34,8 @@ absl::StatusOr<absl::Time> TimeFromJson(const nlohmann::json& json,
 
 absl::Status ExpectObject(const nlohmann::json& json, absl::string_view field) {
   if (json.is_object()) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(field, ": expected an object"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": expected an object"));
 }
 
 }  // namespace
@@ -71,8 +75,9 @@ void RollingAdd(RollingCount* count, int64_t current, int64_t window_buckets,
   }
   // Drop buckets older than the window.
   if (count->first_bucket < oldest) {
-    int64_t drop = std::min<int64_t>(oldest - count->first_bucket,
-                                     static_cast<int64_t>(count->buckets.size()));
+    int64_t drop =
+        std::min<int64_t>(oldest - count->first_bucket,
+                          static_cast<int64_t>(count->buckets.size()));
     count->buckets.erase(count->buckets.begin(), count->buckets.begin() + drop);
     count->first_bucket += drop;
     if (count->buckets.empty()) {
@@ -180,7 +185,8 @@ ContactBinding::ContactBinding(const Ruleset& ruleset,
 ContextBinding::ContextBinding(
     absl::string_view channel, absl::string_view placement,
     const std::vector<std::pair<std::string, cel::Value>>& entries) {
-  map_.Insert(Value::BorrowedString("channel"), Value::String(channel)).IgnoreError();
+  map_.Insert(Value::BorrowedString("channel"), Value::String(channel))
+      .IgnoreError();
   map_.Insert(Value::BorrowedString("placement"), Value::String(placement))
       .IgnoreError();
   for (const auto& [name, value] : entries) {
@@ -216,7 +222,8 @@ Value PlainJsonToValue(const nlohmann::json& json) {
     case nlohmann::json::value_t::object: {
       auto* map = new cel::VectorMap();
       for (const auto& [key, element] : json.items()) {
-        map->Insert(Value::String(key), PlainJsonToValue(element)).IgnoreError();
+        map->Insert(Value::String(key), PlainJsonToValue(element))
+            .IgnoreError();
       }
       return Value::OwnedMap(map);
     }
@@ -236,20 +243,23 @@ absl::StatusOr<ContactSnapshot> ContactFromJson(const Ruleset& ruleset,
     std::string field = absl::StrCat("contact.", key);
     if (key == "id") {
       if (!value.is_string()) {
-        return absl::InvalidArgumentError(absl::StrCat(field, ": expected a string"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ": expected a string"));
       }
       c.id = value.get<std::string>();
     } else if (key == "phase") {
-      int phase = value.is_string() ? ruleset.FindPhase(value.get<std::string>()) : -1;
+      int phase =
+          value.is_string() ? ruleset.FindPhase(value.get<std::string>()) : -1;
       if (phase < 0) {
         return absl::InvalidArgumentError(
             absl::StrCat(field, ": unknown phase ", value.dump()));
       }
       c.phase = phase;
-    } else if (key == "phase_since" || key == "first_seen" || key == "last_seen") {
+    } else if (key == "phase_since" || key == "first_seen" ||
+               key == "last_seen") {
       absl::StatusOr<absl::Time> t = TimeFromJson(value, field);
       if (!t.ok()) return t.status();
-      (key == "phase_since" ? c.phase_since
+      (key == "phase_since"  ? c.phase_since
        : key == "first_seen" ? c.first_seen
                              : c.last_seen) = *t;
     } else if (key == "last_seen_by_channel") {
@@ -257,7 +267,8 @@ absl::StatusOr<ContactSnapshot> ContactFromJson(const Ruleset& ruleset,
       for (const auto& [channel, at] : value.items()) {
         std::string sub = absl::StrCat(field, ".", channel);
         if (ruleset.FindChannel(channel) < 0) {
-          return absl::InvalidArgumentError(absl::StrCat(sub, ": unknown channel"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(sub, ": unknown channel"));
         }
         absl::StatusOr<absl::Time> t = TimeFromJson(at, sub);
         if (!t.ok()) return t.status();
@@ -270,10 +281,12 @@ absl::StatusOr<ContactSnapshot> ContactFromJson(const Ruleset& ruleset,
         std::string sub = absl::StrCat(field, ".", counter);
         int index = ruleset.FindCounter(counter);
         if (index < 0) {
-          return absl::InvalidArgumentError(absl::StrCat(sub, ": unknown counter"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(sub, ": unknown counter"));
         }
         if (!count.is_number_integer()) {
-          return absl::InvalidArgumentError(absl::StrCat(sub, ": expected an integer"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(sub, ": expected an integer"));
         }
         c.counts[index] = count.get<int64_t>();
       }
@@ -287,10 +300,12 @@ absl::StatusOr<ContactSnapshot> ContactFromJson(const Ruleset& ruleset,
       for (const auto& [channel, given] : value.items()) {
         std::string sub = absl::StrCat(field, ".", channel);
         if (ruleset.FindChannel(channel) < 0) {
-          return absl::InvalidArgumentError(absl::StrCat(sub, ": unknown channel"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(sub, ": unknown channel"));
         }
         if (!given.is_boolean()) {
-          return absl::InvalidArgumentError(absl::StrCat(sub, ": expected a bool"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(sub, ": expected a bool"));
         }
         c.consents.emplace_back(channel, given.get<bool>());
       }
@@ -308,8 +323,8 @@ absl::StatusOr<ContactSnapshot> ContactFromJson(const Ruleset& ruleset,
         }
         if (!score.is_object() || !score.contains("score") ||
             !score["score"].is_number_integer()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(sub, ": expected {\"score\": int, \"at\": timestamp}"));
+          return absl::InvalidArgumentError(absl::StrCat(
+              sub, ": expected {\"score\": int, \"at\": timestamp}"));
         }
         CxScore cx{score["score"].get<int64_t>(), now};
         if (score.contains("at")) {

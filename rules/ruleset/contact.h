@@ -133,8 +133,9 @@ class ContactBinding {
 // their data.
 class ContextBinding {
  public:
-  ContextBinding(absl::string_view channel, absl::string_view placement,
-                 const std::vector<std::pair<std::string, cel::Value>>& entries);
+  ContextBinding(
+      absl::string_view channel, absl::string_view placement,
+      const std::vector<std::pair<std::string, cel::Value>>& entries);
   ContextBinding(const ContextBinding&) = delete;
   ContextBinding& operator=(const ContextBinding&) = delete;
 

@@ -18,12 +18,12 @@ bool Contains(const std::vector<int>& v, int x) {
 
 // Whether a context weight entry's filters select `action` for a contact in
 // `phase`.
-bool WeightApplies(const ContextWeight& w, const Action& action, int action_index,
-                   int phase) {
+bool WeightApplies(const ContextWeight& w, const Action& action,
+                   int action_index, int phase) {
   if (!w.phases.empty() && !Contains(w.phases, phase)) return false;
   if (!w.actions.empty() && !Contains(w.actions, action_index)) return false;
-  if (!w.groups.empty() &&
-      std::find(w.groups.begin(), w.groups.end(), action.group) == w.groups.end()) {
+  if (!w.groups.empty() && std::find(w.groups.begin(), w.groups.end(),
+                                     action.group) == w.groups.end()) {
     return false;
   }
   if (!w.kinds.empty() &&
@@ -43,7 +43,8 @@ bool RanksBefore(const Ruleset& ruleset, const RankedAction& a,
 
 }  // namespace
 
-std::shared_ptr<const Decider> Decider::Create(std::shared_ptr<const Ruleset> ruleset) {
+std::shared_ptr<const Decider> Decider::Create(
+    std::shared_ptr<const Ruleset> ruleset) {
   return std::shared_ptr<const Decider>(new Decider(std::move(ruleset)));
 }
 
@@ -110,7 +111,8 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
   vars[kConditionSlots.now] = Value::FromTimestamp(ToCelTimestamp(now));
 
   // Context weights depend on the request only: evaluate each once.
-  absl::InlinedVector<bool, 16> weight_matches(rs.context_weights.size(), false);
+  absl::InlinedVector<bool, 16> weight_matches(rs.context_weights.size(),
+                                               false);
   for (size_t i = 0; i < rs.context_weights.size(); ++i) {
     Value v = rs.context_weights[i].when.program->Evaluate(
         absl::MakeConstSpan(vars, kConditionVariableCount));
@@ -125,7 +127,8 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
       if (!ok.IsBool() || !ok.bool_value()) {
         if (options.explain) {
           result.rejected.push_back(
-              {a, ok.IsError()  ? absl::StrCat("condition error: ", ok.error_message())
+              {a, ok.IsError()
+                      ? absl::StrCat("condition error: ", ok.error_message())
                   : ok.IsBool() ? "condition false"
                                 : absl::StrCat("condition is not a bool: ",
                                                ok.DebugString())});
@@ -135,7 +138,8 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
     }
     double weight = 1.0;
     for (size_t i = 0; i < rs.context_weights.size(); ++i) {
-      if (weight_matches[i] && WeightApplies(rs.context_weights[i], action, a, phase)) {
+      if (weight_matches[i] &&
+          WeightApplies(rs.context_weights[i], action, a, phase)) {
         weight *= rs.context_weights[i].weight;
       }
     }
@@ -170,7 +174,7 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
               return RanksBefore(rs, x, y);
             });
 
-  size_t limit = options.limit > 0 ? options.limit
+  size_t limit = options.limit > 0       ? options.limit
                  : where.max_results > 0 ? where.max_results
                                          : 1;
   if (where.max_results > 0) limit = std::min<size_t>(limit, where.max_results);
@@ -183,7 +187,8 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
       const std::string& group = rs.actions[r.action].group;
       if (!group.empty()) {
         if (std::find(groups.begin(), groups.end(), group) != groups.end()) {
-          if (options.explain) result.rejected.push_back({r.action, "group already served"});
+          if (options.explain)
+            result.rejected.push_back({r.action, "group already served"});
           continue;
         }
         groups.push_back(group);

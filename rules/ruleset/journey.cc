@@ -45,8 +45,8 @@ bool Holds(const Expression& expr, const Value (&vars)[kEventVariableCount],
 }
 
 template <typename T>
-void Upsert(std::vector<std::pair<std::string, T>>* entries, absl::string_view key,
-            T value) {
+void Upsert(std::vector<std::pair<std::string, T>>* entries,
+            absl::string_view key, T value) {
   for (auto& [k, v] : *entries) {
     if (k == key) {
       v = std::move(value);
@@ -72,9 +72,10 @@ absl::Status ApplyBuiltinEffects(const Ruleset& ruleset, const Event& event,
       const std::string& name = property.first;
       const Value& value = property.second;
       if (value.IsNull()) {
-        c->attrs.erase(std::remove_if(c->attrs.begin(), c->attrs.end(),
-                                      [&name](const auto& e) { return e.first == name; }),
-                       c->attrs.end());
+        c->attrs.erase(
+            std::remove_if(c->attrs.begin(), c->attrs.end(),
+                           [&name](const auto& e) { return e.first == name; }),
+            c->attrs.end());
       } else {
         Upsert(&c->attrs, name, value);
       }
@@ -87,19 +88,21 @@ absl::Status ApplyBuiltinEffects(const Ruleset& ruleset, const Event& event,
   } else if (event.type == kConsentEvent) {
     for (const auto& [channel, value] : event.properties) {
       if (ruleset.FindChannel(channel) < 0) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("properties.", channel, ": consent for an unknown channel"));
+        return absl::FailedPreconditionError(absl::StrCat(
+            "properties.", channel, ": consent for an unknown channel"));
       }
       if (!value.IsBool()) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("properties.", channel, ": consent must be true or false"));
+        return absl::FailedPreconditionError(absl::StrCat(
+            "properties.", channel, ": consent must be true or false"));
       }
       Upsert(&c->consents, channel, value.bool_value());
     }
   } else if (event.type == kNpsEvent || event.type == kCsatEvent ||
              event.type == kCesEvent) {
     int64_t lo = event.type == kNpsEvent ? 0 : 1;
-    int64_t hi = event.type == kNpsEvent ? 10 : event.type == kCsatEvent ? 5 : 7;
+    int64_t hi = event.type == kNpsEvent    ? 10
+                 : event.type == kCsatEvent ? 5
+                                            : 7;
     const Value* score = FindProperty(event, "score");
     int64_t s = 0;
     bool ok = false;
@@ -107,15 +110,16 @@ absl::Status ApplyBuiltinEffects(const Ruleset& ruleset, const Event& event,
       s = score->int_value();
       ok = true;
     } else if (score != nullptr && score->IsDouble() &&
-               score->double_value() == static_cast<double>(
-                                            static_cast<int64_t>(score->double_value()))) {
+               score->double_value() ==
+                   static_cast<double>(
+                       static_cast<int64_t>(score->double_value()))) {
       s = static_cast<int64_t>(score->double_value());
       ok = true;
     }
     if (!ok || s < lo || s > hi) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "properties.score: ", event.type, " needs an integer score from ", lo, " to ",
-          hi));
+      return absl::FailedPreconditionError(
+          absl::StrCat("properties.score: ", event.type,
+                       " needs an integer score from ", lo, " to ", hi));
     }
     CxScore cx{s, now};
     if (event.type == kNpsEvent) c->nps = cx;
@@ -127,8 +131,9 @@ absl::Status ApplyBuiltinEffects(const Ruleset& ruleset, const Event& event,
 
 }  // namespace
 
-absl::Status ApplyEvent(const Ruleset& ruleset, const Event& event, absl::Time now,
-                        bool is_new, ContactSnapshot* contact, EventOutcome* outcome) {
+absl::Status ApplyEvent(const Ruleset& ruleset, const Event& event,
+                        absl::Time now, bool is_new, ContactSnapshot* contact,
+                        EventOutcome* outcome) {
   *outcome = EventOutcome();
   ContactSnapshot next = *contact;
   if (is_new) {
@@ -149,7 +154,8 @@ absl::Status ApplyEvent(const Ruleset& ruleset, const Event& event, absl::Time n
     vars[kEventSlots.contact] = before.value();
     for (int i = 0; i < static_cast<int>(ruleset.counters.size()); ++i) {
       const Counter& counter = ruleset.counters[i];
-      if (Holds(counter.on, vars, absl::StrCat("counters/", counter.id, "/on"), outcome)) {
+      if (Holds(counter.on, vars, absl::StrCat("counters/", counter.id, "/on"),
+                outcome)) {
         outcome->counters_incremented.push_back(i);
       }
     }
@@ -157,7 +163,8 @@ absl::Status ApplyEvent(const Ruleset& ruleset, const Event& event, absl::Time n
   }
 
   // 2. Effects.
-  if (absl::Status s = ApplyBuiltinEffects(ruleset, event, now, &next); !s.ok()) {
+  if (absl::Status s = ApplyBuiltinEffects(ruleset, event, now, &next);
+      !s.ok()) {
     return s;
   }
   for (int i : outcome->counters_incremented) {
@@ -177,11 +184,12 @@ absl::Status ApplyEvent(const Ruleset& ruleset, const Event& event, absl::Time n
     vars[kEventSlots.contact] = during.value();
     for (int t = 0; t < static_cast<int>(ruleset.transitions.size()); ++t) {
       const Transition& tr = ruleset.transitions[t];
-      if (!tr.from.empty() &&
-          std::find(tr.from.begin(), tr.from.end(), next.phase) == tr.from.end()) {
+      if (!tr.from.empty() && std::find(tr.from.begin(), tr.from.end(),
+                                        next.phase) == tr.from.end()) {
         continue;
       }
-      if (Holds(tr.when, vars, absl::StrCat("transitions/", t, "/when"), outcome)) {
+      if (Holds(tr.when, vars, absl::StrCat("transitions/", t, "/when"),
+                outcome)) {
         outcome->transition = t;
         if (tr.to != next.phase) {
           next.phase = tr.to;
@@ -196,7 +204,8 @@ absl::Status ApplyEvent(const Ruleset& ruleset, const Event& event, absl::Time n
   outcome->phase = next.phase;
 
   next.last_seen = now;
-  if (!event.channel.empty()) Upsert(&next.last_seen_by_channel, event.channel, now);
+  if (!event.channel.empty())
+    Upsert(&next.last_seen_by_channel, event.channel, now);
   *contact = std::move(next);
   return absl::OkStatus();
 }

@@ -17,16 +17,24 @@ bool IsValidUtf8(const std::string& s) {
   size_t i = 0, n = s.size();
   while (i < n) {
     unsigned char c = s[i];
-    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    int len = c < 0x80         ? 1
+              : (c >> 5) == 6  ? 2
+              : (c >> 4) == 14 ? 3
+              : (c >> 3) == 30 ? 4
+                               : 0;
     if (len == 0 || i + len > n) return false;
-    uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+    uint32_t cp = len == 1   ? c
+                  : len == 2 ? c & 0x1f
+                  : len == 3 ? c & 0x0f
+                             : c & 0x07;
     for (int k = 1; k < len; ++k) {
       unsigned char cc = s[i + k];
       if ((cc & 0xc0) != 0x80) return false;
       cp = (cp << 6) | (cc & 0x3f);
     }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+        (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
       return false;
     }
     i += len;
@@ -37,11 +45,13 @@ bool IsValidUtf8(const std::string& s) {
 // Walks the wire form of a `descriptor` message; returns the path of the
 // first string field with invalid UTF-8, or "" when there is none. Depth is
 // bounded by the API's nesting (Value inside Value is not walked).
-std::string FindInvalidUtf8(const Descriptor* descriptor, const std::string& bytes,
-                            const std::string& path, int depth) {
+std::string FindInvalidUtf8(const Descriptor* descriptor,
+                            const std::string& bytes, const std::string& path,
+                            int depth) {
   if (depth > 8) return "";
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                           static_cast<int>(bytes.size()));
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(bytes.data()),
+      static_cast<int>(bytes.size()));
   std::vector<int> repeat_index(descriptor->field_count(), 0);
   std::string map_key;
   while (true) {
@@ -49,14 +59,16 @@ std::string FindInvalidUtf8(const Descriptor* descriptor, const std::string& byt
     if (tag == 0) return "";
     int number = WireFormatLite::GetTagFieldNumber(tag);
     const FieldDescriptor* field = descriptor->FindFieldByNumber(number);
-    if (WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED ||
+    if (WireFormatLite::GetTagWireType(tag) !=
+            WireFormatLite::WIRETYPE_LENGTH_DELIMITED ||
         field == nullptr) {
       if (!WireFormatLite::SkipField(&in, tag)) return "";
       continue;
     }
     std::string value;
     if (!WireFormatLite::ReadBytes(&in, &value)) return "";
-    std::string where = path.empty() ? field->name() : absl::StrCat(path, ".", field->name());
+    std::string where =
+        path.empty() ? field->name() : absl::StrCat(path, ".", field->name());
     if (field->is_repeated() && !field->is_map()) {
       absl::StrAppend(&where, "[", repeat_index[field->index()]++, "]");
     }
@@ -69,10 +81,12 @@ std::string FindInvalidUtf8(const Descriptor* descriptor, const std::string& byt
         const Descriptor* entry = field->message_type();
         std::string bad = FindInvalidUtf8(entry, value, "", depth + 1);
         if (!bad.empty()) {
-          return absl::StartsWith(bad, "key") ? absl::StrCat(where, " (a key)") : where;
+          return absl::StartsWith(bad, "key") ? absl::StrCat(where, " (a key)")
+                                              : where;
         }
       } else {
-        std::string bad = FindInvalidUtf8(field->message_type(), value, where, depth + 1);
+        std::string bad =
+            FindInvalidUtf8(field->message_type(), value, where, depth + 1);
         if (!bad.empty()) return bad;
       }
     }
@@ -81,20 +95,23 @@ std::string FindInvalidUtf8(const Descriptor* descriptor, const std::string& byt
 
 }  // namespace
 
-std::string DescribeParseFailure(const Descriptor* descriptor, const std::string& bytes) {
+std::string DescribeParseFailure(const Descriptor* descriptor,
+                                 const std::string& bytes) {
   std::string field = FindInvalidUtf8(descriptor, bytes, "", 0);
   if (field.empty()) return "request: malformed message";
   return absl::StrCat(field, ": must be valid UTF-8");
 }
 
-grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer, google::protobuf::Message* msg) {
-  if (buffer == nullptr) return grpc::Status(grpc::StatusCode::INTERNAL, "No payload");
+grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer,
+                                google::protobuf::Message* msg) {
+  if (buffer == nullptr)
+    return grpc::Status(grpc::StatusCode::INTERNAL, "No payload");
   // The copy shares the slices (reference counted): the common path costs
   // no extra copy of the bytes.
   grpc::ByteBuffer copy(*buffer);
   grpc::Status status =
-      grpc::GenericDeserialize<grpc::ProtoBufferReader, google::protobuf::Message>(buffer,
-                                                                                  msg);
+      grpc::GenericDeserialize<grpc::ProtoBufferReader,
+                               google::protobuf::Message>(buffer, msg);
   if (status.ok()) return status;
   std::string bytes;
   std::vector<grpc::Slice> slices;

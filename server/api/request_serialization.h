@@ -35,7 +35,8 @@ std::string DescribeParseFailure(const google::protobuf::Descriptor* descriptor,
 // message that does not parse is instead delivered to the handler empty,
 // carrying DescribeParseFailure's text in an unknown field that handlers read
 // with DecodeError().
-grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer, google::protobuf::Message* msg);
+grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer,
+                                google::protobuf::Message* msg);
 
 // The field number (the largest protobuf allows) that carries a decoding
 // error to the handler; never used by the API.
@@ -47,19 +48,19 @@ std::string DecodeError(const google::protobuf::Message& request);
 
 }  // namespace tappa::api
 
-#define TAPPA_REQUEST_SERIALIZATION_TRAITS(Type)                                      \
-  template <>                                                                       \
-  class grpc::SerializationTraits<Type, void> {                                     \
-   public:                                                                          \
-    static grpc::Status Serialize(const grpc::protobuf::MessageLite& msg,           \
-                                  grpc::ByteBuffer* bb, bool* own_buffer) {         \
-      return grpc::GenericSerialize<grpc::ProtoBufferWriter, Type>(msg, bb,         \
-                                                                   own_buffer);     \
-    }                                                                               \
-    static grpc::Status Deserialize(grpc::ByteBuffer* buffer,                       \
-                                    grpc::protobuf::MessageLite* msg) {             \
-      return tappa::api::DeserializeRequest(buffer, static_cast<Type*>(msg));      \
-    }                                                                               \
+#define TAPPA_REQUEST_SERIALIZATION_TRAITS(Type)                              \
+  template <>                                                                 \
+  class grpc::SerializationTraits<Type, void> {                               \
+   public:                                                                    \
+    static grpc::Status Serialize(const grpc::protobuf::MessageLite& msg,     \
+                                  grpc::ByteBuffer* bb, bool* own_buffer) {   \
+      return grpc::GenericSerialize<grpc::ProtoBufferWriter, Type>(           \
+          msg, bb, own_buffer);                                               \
+    }                                                                         \
+    static grpc::Status Deserialize(grpc::ByteBuffer* buffer,                 \
+                                    grpc::protobuf::MessageLite* msg) {       \
+      return tappa::api::DeserializeRequest(buffer, static_cast<Type*>(msg)); \
+    }                                                                         \
   };
 
 TAPPA_REQUEST_SERIALIZATION_TRAITS(tappa::v1::TrackEventRequest)

@@ -69,10 +69,12 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                    .Name("tappa_grpc_requests_total")
                    .Help("gRPC requests handled, by method and status code.")
                    .Register(*registry_);
-  latency_ = &prometheus::BuildHistogram()
-                  .Name("tappa_grpc_request_duration_seconds")
-                  .Help("Time from receiving a gRPC request to finishing it, by method.")
-                  .Register(*registry_);
+  latency_ =
+      &prometheus::BuildHistogram()
+           .Name("tappa_grpc_request_duration_seconds")
+           .Help(
+               "Time from receiving a gRPC request to finishing it, by method.")
+           .Register(*registry_);
   events_ = &prometheus::BuildCounter()
                  .Name("tappa_events_total")
                  .Help("Events applied (not counting duplicates), by channel.")
@@ -81,20 +83,25 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                       .Name("tappa_phase_transitions_total")
                       .Help("Journey phase changes, by previous and new phase.")
                       .Register(*registry_);
-  decisions_ = &prometheus::BuildCounter()
-                    .Name("tappa_decisions_total")
-                    .Help("Actions returned by NextBestAction, by placement and action.")
-                    .Register(*registry_);
-  degraded_ = &prometheus::BuildCounter()
-                   .Name("tappa_decisions_degraded_total")
-                   .Help("NextBestAction answers that fell back because the contact "
-                         "could not be read in time, by placement and reason.")
-                   .Register(*registry_);
-  rule_errors_family_ = &prometheus::BuildCounter()
-                             .Name("tappa_rule_errors_total")
-                             .Help("Rule conditions that evaluated to an error (counted "
-                                   "as false).")
-                             .Register(*registry_);
+  decisions_ =
+      &prometheus::BuildCounter()
+           .Name("tappa_decisions_total")
+           .Help("Actions returned by NextBestAction, by placement and action.")
+           .Register(*registry_);
+  degraded_ =
+      &prometheus::BuildCounter()
+           .Name("tappa_decisions_degraded_total")
+           .Help(
+               "NextBestAction answers that fell back because the contact "
+               "could not be read in time, by placement and reason.")
+           .Register(*registry_);
+  rule_errors_family_ =
+      &prometheus::BuildCounter()
+           .Name("tappa_rule_errors_total")
+           .Help(
+               "Rule conditions that evaluated to an error (counted "
+               "as false).")
+           .Register(*registry_);
   rule_errors_ = &rule_errors_family_->Add({});
   redis_latency_ = &prometheus::BuildHistogram()
                         .Name("tappa_redis_command_duration_seconds")
@@ -102,31 +109,37 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         .Register(*registry_);
   redis_errors_ = &prometheus::BuildCounter()
                        .Name("tappa_redis_errors_total")
-                       .Help("Redis commands that failed (transport, timeout or "
-                             "error reply), by first command.")
+                       .Help(
+                           "Redis commands that failed (transport, timeout or "
+                           "error reply), by first command.")
                        .Register(*registry_);
-  ruleset_info_ = &prometheus::BuildGauge()
-                       .Name("tappa_ruleset_info")
-                       .Help("The loaded ruleset: 1 for the version being served.")
-                       .Register(*registry_);
-  contacts_ = &prometheus::BuildGauge()
-                   .Name("tappa_contacts")
-                   .Help("Contacts per journey phase (summed over the shards, refreshed "
-                         "periodically).")
-                   .Register(*registry_);
+  ruleset_info_ =
+      &prometheus::BuildGauge()
+           .Name("tappa_ruleset_info")
+           .Help("The loaded ruleset: 1 for the version being served.")
+           .Register(*registry_);
+  contacts_ =
+      &prometheus::BuildGauge()
+           .Name("tappa_contacts")
+           .Help(
+               "Contacts per journey phase (summed over the shards, refreshed "
+               "periodically).")
+           .Register(*registry_);
 
   for (size_t m = 0; m < static_cast<size_t>(Method::kCount); ++m) {
     std::string method(MethodName(static_cast<Method>(m)));
     latencies_[m] = &latency_->Add({{"method", method}}, LatencyBuckets());
     for (size_t c = 0; c < 17; ++c) {
-      request_counters_[m][c] =
-          &requests_->Add({{"method", method}, {"code", std::string(kCodeNames[c])}});
+      request_counters_[m][c] = &requests_->Add(
+          {{"method", method}, {"code", std::string(kCodeNames[c])}});
     }
   }
-  for (const char* command : {"HGETALL", "HGET", "EVALSHA", "EVAL", "GET", "PING", "AUTH",
-                              "other"}) {
-    redis_.push_back({command, &redis_latency_->Add({{"command", command}}, LatencyBuckets()),
-                      &redis_errors_->Add({{"command", command}})});
+  for (const char* command :
+       {"HGETALL", "HGET", "EVALSHA", "EVAL", "GET", "PING", "AUTH", "other"}) {
+    redis_.push_back(
+        {command,
+         &redis_latency_->Add({{"command", command}}, LatencyBuckets()),
+         &redis_errors_->Add({{"command", command}})});
   }
   redis_other_ = &redis_.back();
 }
@@ -140,7 +153,8 @@ void Metrics::InstallRuleset(const ruleset::Ruleset& rs) {
   series->phases = rs.phases.size();
   for (const auto& from : rs.phases) {
     for (const auto& to : rs.phases) {
-      series->transitions.push_back(&transitions_->Add({{"from", from.id}, {"to", to.id}}));
+      series->transitions.push_back(
+          &transitions_->Add({{"from", from.id}, {"to", to.id}}));
     }
   }
   series->decisions.resize(rs.placements.size());
@@ -153,14 +167,16 @@ void Metrics::InstallRuleset(const ruleset::Ruleset& rs) {
   }
   for (const auto& p : rs.placements) {
     series->degraded.push_back(
-        {&degraded_->Add({{"placement", p.id}, {"reason", "store_unavailable"}}),
+        {&degraded_->Add(
+             {{"placement", p.id}, {"reason", "store_unavailable"}}),
          &degraded_->Add({{"placement", p.id}, {"reason", "store_timeout"}})});
   }
   std::shared_ptr<const RulesetSeries> old = std::atomic_load(&series_);
   if (old != nullptr) old->info->Set(0);
   series->info = &ruleset_info_->Add({{"version", rs.version}});
   series->info->Set(1);
-  std::atomic_store(&series_, std::shared_ptr<const RulesetSeries>(std::move(series)));
+  std::atomic_store(&series_,
+                    std::shared_ptr<const RulesetSeries>(std::move(series)));
 }
 
 void Metrics::RecordRequest(Method method, int code, absl::Duration latency) {
@@ -181,15 +197,17 @@ void Metrics::RecordEvent(int channel) {
 void Metrics::RecordTransition(int from, int to) {
   auto s = std::atomic_load(&series_);
   size_t n = s ? s->phases : 0;
-  if (from >= 0 && to >= 0 && static_cast<size_t>(from) < n && static_cast<size_t>(to) < n) {
+  if (from >= 0 && to >= 0 && static_cast<size_t>(from) < n &&
+      static_cast<size_t>(to) < n) {
     s->transitions[from * n + to]->Increment();
   }
 }
 
 void Metrics::RecordDecision(int placement, int action) {
   auto s = std::atomic_load(&series_);
-  if (s && placement >= 0 && placement < static_cast<int>(s->decisions.size()) &&
-      action >= 0 && action < static_cast<int>(s->decisions[placement].size()) &&
+  if (s && placement >= 0 &&
+      placement < static_cast<int>(s->decisions.size()) && action >= 0 &&
+      action < static_cast<int>(s->decisions[placement].size()) &&
       s->decisions[placement][action] != nullptr) {
     s->decisions[placement][action]->Increment();
   }
@@ -204,7 +222,8 @@ void Metrics::RecordFallback(int placement, DegradedReason reason) {
 
 void Metrics::RecordRuleError() { rule_errors_->Increment(); }
 
-void Metrics::RecordRedis(absl::string_view command, absl::Duration latency, bool ok) {
+void Metrics::RecordRedis(absl::string_view command, absl::Duration latency,
+                          bool ok) {
   RedisSeries* s = redis_other_;
   for (RedisSeries& r : redis_) {
     if (r.command == command) {

@@ -50,7 +50,9 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
+  const std::shared_ptr<prometheus::Registry>& registry() const {
+    return registry_;
+  }
 
   // Creates the series of a ruleset and makes it current (the info gauge
   // switches to its version).
@@ -64,7 +66,8 @@ class Metrics {
   void RecordFallback(int placement, DegradedReason reason);
   void RecordRuleError();
   void RecordRedis(absl::string_view command, absl::Duration latency, bool ok);
-  void SetContactsPerPhase(const std::vector<std::pair<std::string, int64_t>>& counts);
+  void SetContactsPerPhase(
+      const std::vector<std::pair<std::string, int64_t>>& counts);
 
  private:
   struct RulesetSeries;
@@ -82,9 +85,11 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* ruleset_info_;
   prometheus::Family<prometheus::Gauge>* contacts_;
 
-  std::array<std::array<prometheus::Counter*, 17>, static_cast<size_t>(Method::kCount)>
+  std::array<std::array<prometheus::Counter*, 17>,
+             static_cast<size_t>(Method::kCount)>
       request_counters_{};
-  std::array<prometheus::Histogram*, static_cast<size_t>(Method::kCount)> latencies_{};
+  std::array<prometheus::Histogram*, static_cast<size_t>(Method::kCount)>
+      latencies_{};
   prometheus::Counter* rule_errors_ = nullptr;
 
   struct RedisSeries {

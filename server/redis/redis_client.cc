@@ -87,7 +87,12 @@ class RedisClient::Impl {
     Impl* impl = nullptr;
     int index = 0;
     redisAsyncContext* ac = nullptr;
-    enum class State { kIdle, kConnecting, kAuthenticating, kReady } state = State::kIdle;
+    enum class State {
+      kIdle,
+      kConnecting,
+      kAuthenticating,
+      kReady
+    } state = State::kIdle;
     event* retry_timer = nullptr;
     event* connect_timer = nullptr;
     absl::Duration backoff;
@@ -114,11 +119,13 @@ class RedisClient::Impl {
       c->index = i;
       c->backoff = options_.initial_backoff;
       c->retry_timer = event_new(base_, -1, 0, &Impl::OnRetry, c.get());
-      c->connect_timer = event_new(base_, -1, 0, &Impl::OnConnectTimeout, c.get());
+      c->connect_timer =
+          event_new(base_, -1, 0, &Impl::OnConnectTimeout, c.get());
       connections_.push_back(std::move(c));
     }
     for (auto& c : connections_) Connect(c.get());
-    thread_ = std::thread([this] { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); });
+    thread_ = std::thread(
+        [this] { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); });
     return absl::OkStatus();
   }
 
@@ -146,7 +153,8 @@ class RedisClient::Impl {
       absl::MutexLock lock(&mu_);
       queued.swap(queue_);
     }
-    for (Request* r : queued) Fail(r, absl::UnavailableError("Redis client stopped"));
+    for (Request* r : queued)
+      Fail(r, absl::UnavailableError("Redis client stopped"));
     if (wake_ != nullptr) event_free(wake_);
     if (watchdog_ != nullptr) event_free(watchdog_);
     if (base_ != nullptr) event_base_free(base_);
@@ -201,7 +209,8 @@ class RedisClient::Impl {
   void Dispatch(Request* r) {
     absl::Time now = absl::Now();
     if (now >= r->deadline) {
-      Fail(r, absl::DeadlineExceededError("Redis deadline passed before sending"));
+      Fail(r,
+           absl::DeadlineExceededError("Redis deadline passed before sending"));
       return;
     }
     Connection* c = PickConnection();
@@ -216,7 +225,8 @@ class RedisClient::Impl {
     for (size_t i = 0; i < r->commands.size(); ++i) {
       if (!SendOne(c, r, i)) {
         // The context is broken; what was sent gets null replies later.
-        Fail(r, absl::UnavailableError("Redis connection failed while sending"));
+        Fail(r,
+             absl::UnavailableError("Redis connection failed while sending"));
         return;
       }
     }
@@ -238,8 +248,9 @@ class RedisClient::Impl {
       argvlen[i] = args[i].size();
     }
     auto* sub = new SubCommand{r, index, c};
-    if (redisAsyncCommandArgv(c->ac, &Impl::OnReply, sub, static_cast<int>(args.size()),
-                              argv.data(), argvlen.data()) != REDIS_OK) {
+    if (redisAsyncCommandArgv(c->ac, &Impl::OnReply, sub,
+                              static_cast<int>(args.size()), argv.data(),
+                              argvlen.data()) != REDIS_OK) {
       delete sub;
       return false;
     }
@@ -274,7 +285,8 @@ class RedisClient::Impl {
 
   static void OnRequestTimeout(evutil_socket_t, short, void* arg) {
     auto* r = static_cast<Request*>(arg);
-    r->impl->Fail(r, absl::DeadlineExceededError("Redis did not answer before the deadline"));
+    r->impl->Fail(r, absl::DeadlineExceededError(
+                         "Redis did not answer before the deadline"));
   }
 
   void Observe(Request* r, bool ok) {
@@ -326,12 +338,13 @@ class RedisClient::Impl {
 
   void Connect(Connection* c) {
     const RedisEndpoint& ep = options_.endpoint;
-    redisAsyncContext* ac = ep.is_unix() ? redisAsyncConnectUnix(ep.unix_path.c_str())
-                                         : redisAsyncConnect(ep.host.c_str(), ep.port);
+    redisAsyncContext* ac = ep.is_unix()
+                                ? redisAsyncConnectUnix(ep.unix_path.c_str())
+                                : redisAsyncConnect(ep.host.c_str(), ep.port);
     if (ac == nullptr || ac->err) {
-      SetError(absl::UnavailableError(absl::StrCat(
-          "cannot connect to Redis at ", ep.Redacted(), ": ",
-          ac != nullptr ? ac->errstr : "out of memory")));
+      SetError(absl::UnavailableError(
+          absl::StrCat("cannot connect to Redis at ", ep.Redacted(), ": ",
+                       ac != nullptr ? ac->errstr : "out of memory")));
       if (ac != nullptr) redisAsyncFree(ac);
       ScheduleRetry(c);
       return;
@@ -351,9 +364,9 @@ class RedisClient::Impl {
     Impl* self = c->impl;
     evtimer_del(c->connect_timer);
     if (status != REDIS_OK) {
-      self->SetError(absl::UnavailableError(absl::StrCat(
-          "cannot connect to Redis at ", self->options_.endpoint.Redacted(), ": ",
-          ac->errstr)));
+      self->SetError(absl::UnavailableError(
+          absl::StrCat("cannot connect to Redis at ",
+                       self->options_.endpoint.Redacted(), ": ", ac->errstr)));
       c->ac = nullptr;  // hiredis frees the context after this callback
       c->state = Connection::State::kIdle;
       self->ScheduleRetry(c);
@@ -393,9 +406,10 @@ class RedisClient::Impl {
             bool auth = absl::StartsWith(reply.str, "WRONGPASS") ||
                         absl::StartsWith(reply.str, "NOAUTH") ||
                         absl::StrContains(reply.str, "AUTH");
-            problem = absl::UnauthenticatedError(absl::StrCat(
-                auth ? "Redis refused authentication: " : "Redis handshake failed: ",
-                reply.str));
+            problem = absl::UnauthenticatedError(
+                absl::StrCat(auth ? "Redis refused authentication: "
+                                  : "Redis handshake failed: ",
+                             reply.str));
             break;
           }
         }
@@ -421,7 +435,8 @@ class RedisClient::Impl {
     r->replies.resize(r->commands.size());
     for (size_t i = 0; i < r->commands.size(); ++i) {
       if (!SendOne(c, r, i)) {
-        Fail(r, absl::UnavailableError("Redis connection failed during handshake"));
+        Fail(r, absl::UnavailableError(
+                    "Redis connection failed during handshake"));
         return;
       }
     }
@@ -431,7 +446,8 @@ class RedisClient::Impl {
     auto* c = static_cast<Connection*>(ac->data);
     if (c == nullptr) return;  // we dropped it on purpose (handshake failure)
     Impl* self = c->impl;
-    if (c->state == Connection::State::kReady) self->owner_->connected_count_.fetch_sub(1);
+    if (c->state == Connection::State::kReady)
+      self->owner_->connected_count_.fetch_sub(1);
     c->ac = nullptr;
     c->state = Connection::State::kIdle;
     c->outstanding = 0;
@@ -439,9 +455,9 @@ class RedisClient::Impl {
       absl::MutexLock lock(&self->mu_);
       if (self->stopping_) return;
     }
-    self->SetError(absl::UnavailableError(
-        absl::StrCat("lost the connection to Redis at ", self->options_.endpoint.Redacted(),
-                     status == REDIS_OK ? "" : absl::StrCat(": ", ac->errstr))));
+    self->SetError(absl::UnavailableError(absl::StrCat(
+        "lost the connection to Redis at ", self->options_.endpoint.Redacted(),
+        status == REDIS_OK ? "" : absl::StrCat(": ", ac->errstr))));
     self->ScheduleRetry(c);
   }
 
@@ -449,8 +465,9 @@ class RedisClient::Impl {
     auto* c = static_cast<Connection*>(arg);
     Impl* self = c->impl;
     if (c->state != Connection::State::kConnecting || c->ac == nullptr) return;
-    self->SetError(absl::UnavailableError(absl::StrCat(
-        "timed out connecting to Redis at ", self->options_.endpoint.Redacted())));
+    self->SetError(absl::UnavailableError(
+        absl::StrCat("timed out connecting to Redis at ",
+                     self->options_.endpoint.Redacted())));
     redisAsyncContext* ac = c->ac;
     c->ac = nullptr;
     c->state = Connection::State::kIdle;
@@ -479,8 +496,10 @@ class RedisClient::Impl {
     auto* self = static_cast<Impl*>(arg);
     absl::Time now = absl::Now();
     for (auto& c : self->connections_) {
-      if (c->ac != nullptr && c->outstanding > 0 && now - c->last_reply > kStallTimeout) {
-        self->SetError(absl::UnavailableError("Redis stopped answering; reconnecting"));
+      if (c->ac != nullptr && c->outstanding > 0 &&
+          now - c->last_reply > kStallTimeout) {
+        self->SetError(
+            absl::UnavailableError("Redis stopped answering; reconnecting"));
         // Free, not Disconnect: Disconnect would wait for the missing
         // replies. Pending callbacks get null replies; OnDisconnect retries.
         redisAsyncFree(c->ac);
@@ -505,7 +524,8 @@ class RedisClient::Impl {
   friend class RedisClient;
 };
 
-absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Start(Options options) {
+absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Start(
+    Options options) {
   std::unique_ptr<RedisClient> client(new RedisClient(nullptr));
   auto impl = std::make_unique<Impl>(client.get(), std::move(options));
   if (absl::Status s = impl->Init(); !s.ok()) return s;

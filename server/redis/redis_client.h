@@ -39,10 +39,17 @@ namespace tappa::server {
 
 // An owned copy of a hiredis reply.
 struct RedisReply {
-  enum class Type : uint8_t { kString, kArray, kInteger, kNil, kStatus, kError };
+  enum class Type : uint8_t {
+    kString,
+    kArray,
+    kInteger,
+    kNil,
+    kStatus,
+    kError
+  };
   Type type = Type::kNil;
   int64_t integer = 0;
-  std::string str;  // kString, kStatus, kError
+  std::string str;                   // kString, kStatus, kError
   std::vector<RedisReply> elements;  // kArray
 
   bool is_error() const { return type == Type::kError; }
@@ -52,8 +59,8 @@ struct RedisReply {
 // Observes every command's latency and outcome (metrics); called on the loop
 // thread. `command` is the command's first word, upper-cased by the caller's
 // convention (e.g. "EVALSHA").
-using RedisObserver =
-    std::function<void(absl::string_view command, absl::Duration latency, bool ok)>;
+using RedisObserver = std::function<void(absl::string_view command,
+                                         absl::Duration latency, bool ok)>;
 
 class RedisClient {
  public:
@@ -78,13 +85,14 @@ class RedisClient {
   ~RedisClient();
 
   // Sends one command. `deadline` bounds the wait for the reply.
-  void Command(std::vector<std::string> args, absl::Time deadline, Callback done);
+  void Command(std::vector<std::string> args, absl::Time deadline,
+               Callback done);
 
   // Sends several commands back to back on one connection; `done` receives
   // every reply in order, or one error Status when any transport failure
   // happens (replies of type kError are returned as replies).
-  void Pipeline(std::vector<std::vector<std::string>> commands, absl::Time deadline,
-                PipelineCallback done);
+  void Pipeline(std::vector<std::vector<std::string>> commands,
+                absl::Time deadline, PipelineCallback done);
 
   // True when at least one connection is up (and authenticated).
   bool connected() const { return connected_count_.load() > 0; }
@@ -108,9 +116,9 @@ class RedisClient {
 
 // Blocking helpers for tests and tools (not for request paths): runs one
 // command through `client` and waits for the reply.
-absl::StatusOr<RedisReply> RedisCommandSync(RedisClient& client,
-                                            std::vector<std::string> args,
-                                            absl::Duration timeout = absl::Seconds(5));
+absl::StatusOr<RedisReply> RedisCommandSync(
+    RedisClient& client, std::vector<std::string> args,
+    absl::Duration timeout = absl::Seconds(5));
 
 }  // namespace tappa::server
 

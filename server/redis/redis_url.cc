@@ -12,7 +12,8 @@ absl::Status Bad(absl::string_view what) {
 }
 
 // Decodes %XX escapes (passwords may contain '@' or ':').
-absl::StatusOr<std::string> PercentDecode(absl::string_view s, absl::string_view part) {
+absl::StatusOr<std::string> PercentDecode(absl::string_view s,
+                                          absl::string_view part) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] != '%') {
@@ -26,10 +27,14 @@ absl::StatusOr<std::string> PercentDecode(absl::string_view s, absl::string_view
     for (int k = 1; k <= 2; ++k) {
       char c = s[i + k];
       value <<= 4;
-      if (c >= '0' && c <= '9') value |= c - '0';
-      else if (c >= 'a' && c <= 'f') value |= c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') value |= c - 'A' + 10;
-      else return Bad(absl::StrCat(part, ": bad percent escape"));
+      if (c >= '0' && c <= '9')
+        value |= c - '0';
+      else if (c >= 'a' && c <= 'f')
+        value |= c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        value |= c - 'A' + 10;
+      else
+        return Bad(absl::StrCat(part, ": bad percent escape"));
     }
     out.push_back(static_cast<char>(value));
     i += 2;
@@ -44,12 +49,14 @@ absl::Status TakeCredentials(absl::string_view* s, RedisEndpoint* ep) {
   absl::string_view creds = s->substr(0, at);
   *s = s->substr(at + 1);
   size_t colon = creds.find(':');
-  absl::string_view user = colon == absl::string_view::npos ? creds : creds.substr(0, colon);
+  absl::string_view user =
+      colon == absl::string_view::npos ? creds : creds.substr(0, colon);
   absl::StatusOr<std::string> u = PercentDecode(user, "user");
   if (!u.ok()) return u.status();
   ep->user = *u;
   if (colon != absl::string_view::npos) {
-    absl::StatusOr<std::string> p = PercentDecode(creds.substr(colon + 1), "password");
+    absl::StatusOr<std::string> p =
+        PercentDecode(creds.substr(colon + 1), "password");
     if (!p.ok()) return p.status();
     ep->password = *p;
   } else if (!ep->user.empty()) {
@@ -68,9 +75,11 @@ std::string RedisEndpoint::Redacted() const {
     creds = absl::StrCat(user, password.empty() ? "" : ":***", "@");
   }
   if (is_unix()) {
-    return absl::StrCat("unix://", creds, unix_path, db != 0 ? absl::StrCat("?db=", db) : "");
+    return absl::StrCat("unix://", creds, unix_path,
+                        db != 0 ? absl::StrCat("?db=", db) : "");
   }
-  return absl::StrCat("redis://", creds, host, ":", port, db != 0 ? absl::StrCat("/", db) : "");
+  return absl::StrCat("redis://", creds, host, ":", port,
+                      db != 0 ? absl::StrCat("/", db) : "");
 }
 
 absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url) {
@@ -84,11 +93,12 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url) {
       query = rest.substr(q + 1);
       rest = rest.substr(0, q);
     }
-    if (rest.empty() || rest[0] != '/') return Bad("unix socket path must be absolute");
+    if (rest.empty() || rest[0] != '/')
+      return Bad("unix socket path must be absolute");
     ep.unix_path = std::string(rest);
     if (!query.empty()) {
-      if (!absl::ConsumePrefix(&query, "db=") || !absl::SimpleAtoi(query, &ep.db) ||
-          ep.db < 0) {
+      if (!absl::ConsumePrefix(&query, "db=") ||
+          !absl::SimpleAtoi(query, &ep.db) || ep.db < 0) {
         return Bad("unix URL query must be db=N");
       }
     }
@@ -109,10 +119,12 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url) {
   absl::string_view host = rest;
   if (!rest.empty() && rest[0] == '[') {  // [::1]:6379
     size_t close = rest.find(']');
-    if (close == absl::string_view::npos) return Bad("unterminated IPv6 address");
+    if (close == absl::string_view::npos)
+      return Bad("unterminated IPv6 address");
     host = rest.substr(1, close - 1);
     rest = rest.substr(close + 1);
-    if (!rest.empty() && !absl::ConsumePrefix(&rest, ":")) return Bad("bad port");
+    if (!rest.empty() && !absl::ConsumePrefix(&rest, ":"))
+      return Bad("bad port");
   } else {
     size_t colon = rest.rfind(':');
     if (colon != absl::string_view::npos) {
@@ -124,7 +136,8 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url) {
   }
   if (host.empty()) return Bad("missing host");
   ep.host = std::string(host);
-  if (!rest.empty() && (!absl::SimpleAtoi(rest, &ep.port) || ep.port < 1 || ep.port > 65535)) {
+  if (!rest.empty() &&
+      (!absl::SimpleAtoi(rest, &ep.port) || ep.port < 1 || ep.port > 65535)) {
     return Bad("port must be 1-65535");
   }
   return ep;

@@ -16,11 +16,11 @@
 namespace tappa::server {
 
 struct RedisEndpoint {
-  std::string host;         // empty for unix sockets
+  std::string host;  // empty for unix sockets
   int port = 6379;
-  std::string unix_path;    // set for unix://
-  std::string user;         // ACL user; empty = "default"
-  std::string password;     // empty = no AUTH
+  std::string unix_path;  // set for unix://
+  std::string user;       // ACL user; empty = "default"
+  std::string password;   // empty = no AUTH
   int db = 0;
 
   bool is_unix() const { return !unix_path.empty(); }

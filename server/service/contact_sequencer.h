@@ -57,7 +57,8 @@ class ContactSequencer {
  private:
   absl::Mutex mu_;
   // Contacts with a running task, and what waits behind it.
-  absl::flat_hash_map<std::string, std::deque<Task>> waiting_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::deque<Task>> waiting_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tappa::server

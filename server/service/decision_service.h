@@ -11,12 +11,14 @@
 
 namespace tappa::server {
 
-class DecisionServiceImpl final : public tappa::v1::DecisionService::CallbackService {
+class DecisionServiceImpl final
+    : public tappa::v1::DecisionService::CallbackService {
  public:
   explicit DecisionServiceImpl(const Runtime& runtime) : runtime_(runtime) {}
 
   grpc::ServerUnaryReactor* NextBestAction(
-      grpc::CallbackServerContext* context, const tappa::v1::NextBestActionRequest* request,
+      grpc::CallbackServerContext* context,
+      const tappa::v1::NextBestActionRequest* request,
       tappa::v1::NextBestActionResponse* response) override;
 
  private:

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "rules/ruleset/journey.h"
+#include "server/service/status_util.h"
 #include "server/service/validation.h"
 
 namespace tappa::server {
@@ -11,16 +12,20 @@ namespace {
 
 using tappa::v1::TrackEventResponse;
 
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  timespec spec = absl::ToTimespec(t);
-  ts.set_seconds(spec.tv_sec);
-  ts.set_nanos(static_cast<int32_t>(spec.tv_nsec));
-  return ts;
-}
-
 absl::Time FromProto(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+// A repeat of an event answers with the first delivery's outcome.
+void FillDuplicate(const EventRecord& r, TrackEventResponse* response) {
+  response->clear_updated_counters();
+  response->set_duplicate(true);
+  response->set_contact_created(r.created);
+  response->set_previous_phase(r.previous_phase);
+  response->set_phase(r.phase);
+  response->set_phase_changed(r.previous_phase != r.phase);
+  *response->mutable_receive_time() = TimeToProto(r.receive_time);
+  *response->mutable_event_time() = TimeToProto(r.event_time);
 }
 
 }  // namespace
@@ -37,8 +42,8 @@ struct EventProcessor::Operation {
   Done done;
 };
 
-void EventProcessor::Track(const tappa::v1::TrackEventRequest& request, absl::Time deadline,
-                           Done done) {
+void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
+                           absl::Time deadline, Done done) {
   std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
   if (serving == nullptr) {
     done(absl::UnavailableError("no ruleset is loaded"));
@@ -50,20 +55,23 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request, absl::Ti
   absl::Status status = ValidateId("event_id", request.event_id());
   if (status.ok()) status = ValidateId("contact_id", request.contact_id());
   if (status.ok()) status = ValidateEventType("type", request.type());
-  if (status.ok()) status = ValidateChannel(rs, "channel", request.channel(), &op->channel);
+  if (status.ok())
+    status = ValidateChannel(rs, "channel", request.channel(), &op->channel);
   if (status.ok()) {
-    status = ValidatePlacement(rs, "placement", request.placement(), op->channel,
-                               /*optional=*/true, &placement);
+    status =
+        ValidatePlacement(rs, "placement", request.placement(), op->channel,
+                          /*optional=*/true, &placement);
   }
   if (status.ok()) {
-    status = ConvertValueMap("properties", request.properties(), kMaxProperties,
-                             /*allow_null=*/request.type() == ruleset::kIdentifyEvent,
-                             &op->event.properties);
+    status = ConvertValueMap(
+        "properties", request.properties(), kMaxProperties,
+        /*allow_null=*/request.type() == ruleset::kIdentifyEvent,
+        &op->event.properties);
   }
   if (status.ok() && request.has_event_time()) {
     const auto& ts = request.event_time();
-    if (ts.seconds() < -62135596800 || ts.seconds() > 253402300799 || ts.nanos() < 0 ||
-        ts.nanos() > 999999999) {
+    if (ts.seconds() < -62135596800 || ts.seconds() > 253402300799 ||
+        ts.nanos() < 0 || ts.nanos() > 999999999) {
       status = absl::InvalidArgumentError("event_time: not a valid timestamp");
     }
   }
@@ -79,7 +87,8 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request, absl::Ti
   op->event.placement = request.placement();
   op->deadline = deadline;
   op->done = std::move(done);
-  sequencer_.Run(request.contact_id(), [this, op]() mutable { Attempt(std::move(op)); });
+  sequencer_.Run(request.contact_id(),
+                 [this, op]() mutable { Attempt(std::move(op)); });
 }
 
 void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
@@ -89,8 +98,9 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
   op->receive_time = runtime_.clock->Now();
   op->event_time = op->receive_time;
   if (op->request.has_event_time()) {
-    op->event_time = std::clamp(FromProto(op->request.event_time()),
-                                op->receive_time - kEventTimeTolerance, op->receive_time);
+    op->event_time =
+        std::clamp(FromProto(op->request.event_time()),
+                   op->receive_time - kEventTimeTolerance, op->receive_time);
   }
   runtime_.store->LoadForEvent(
       op->serving->ruleset, op->request.contact_id(), op->request.event_id(),
@@ -103,14 +113,7 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         response.set_contact_id(op->request.contact_id());
         response.set_ruleset_version(rs.version);
         if (read->duplicate_of.has_value()) {
-          const EventRecord& r = *read->duplicate_of;
-          response.set_duplicate(true);
-          response.set_contact_created(r.created);
-          response.set_previous_phase(r.previous_phase);
-          response.set_phase(r.phase);
-          response.set_phase_changed(r.previous_phase != r.phase);
-          *response.mutable_receive_time() = ToProto(r.receive_time);
-          *response.mutable_event_time() = ToProto(r.event_time);
+          FillDuplicate(*read->duplicate_of, &response);
           return Finish(std::move(op), std::move(response));
         }
 
@@ -119,8 +122,8 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         ruleset::ContactSnapshot before = stored.snapshot;
         ruleset::ContactSnapshot after = stored.snapshot;
         ruleset::EventOutcome outcome;
-        absl::Status applied =
-            ruleset::ApplyEvent(rs, op->event, op->receive_time, is_new, &after, &outcome);
+        absl::Status applied = ruleset::ApplyEvent(
+            rs, op->event, op->receive_time, is_new, &after, &outcome);
         if (!applied.ok()) return Finish(std::move(op), applied);
         for (size_t i = 0; i < outcome.rule_errors.size(); ++i) {
           runtime_.metrics->RecordRuleError();
@@ -131,20 +134,19 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         write.event_id = op->request.event_id();
         write.record.receive_time = op->receive_time;
         write.record.event_time = op->event_time;
-        write.record.previous_phase = is_new ? "" : rs.phases[outcome.previous_phase].id;
+        write.record.previous_phase =
+            is_new ? "" : rs.phases[outcome.previous_phase].id;
         write.record.phase = rs.phases[outcome.phase].id;
         write.record.created = is_new;
         FieldMap old_fields = is_new ? FieldMap() : EncodeContact(rs, before);
         DiffFields(old_fields, EncodeContact(rs, after), &write.set_fields,
                    &write.remove_fields);
         if (is_new || outcome.phase_changed) {
-          write.history = HistoryEntry{op->receive_time,
-                                       write.record.previous_phase,
-                                       write.record.phase,
-                                       op->event_time,
-                                       op->event.type,
-                                       op->event.channel,
-                                       op->event.placement};
+          write.history =
+              HistoryEntry{op->receive_time,   write.record.previous_phase,
+                           write.record.phase, op->event_time,
+                           op->event.type,     op->event.channel,
+                           op->event.placement};
         }
         write.old_phase = write.record.previous_phase;
         write.new_phase = write.record.phase;
@@ -153,16 +155,18 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         response.set_previous_phase(write.record.previous_phase);
         response.set_phase(write.record.phase);
         response.set_phase_changed(outcome.phase_changed);
-        *response.mutable_receive_time() = ToProto(op->receive_time);
-        *response.mutable_event_time() = ToProto(op->event_time);
+        *response.mutable_receive_time() = TimeToProto(op->receive_time);
+        *response.mutable_event_time() = TimeToProto(op->event_time);
         for (int c : outcome.counters_incremented) {
-          (*response.mutable_updated_counters())[rs.counters[c].id] = after.counts[c];
+          (*response.mutable_updated_counters())[rs.counters[c].id] =
+              after.counts[c];
         }
         int from = outcome.previous_phase, to = outcome.phase;
         bool changed = outcome.phase_changed;
 
         runtime_.store->CommitEvent(
-            op->serving->ruleset, op->request.contact_id(), write, op->receive_time, op->deadline,
+            op->serving->ruleset, op->request.contact_id(), write,
+            op->receive_time, op->deadline,
             [this, op, response = std::move(response), from, to,
              changed](absl::StatusOr<CommitResult> result) mutable {
               if (!result.ok()) return Finish(std::move(op), result.status());
@@ -171,23 +175,15 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
                   runtime_.metrics->RecordEvent(op->channel);
                   if (changed) runtime_.metrics->RecordTransition(from, to);
                   return Finish(std::move(op), std::move(response));
-                case CommitResult::Outcome::kDuplicate: {
-                  const EventRecord& r = result->duplicate_of;
-                  response.clear_updated_counters();
-                  response.set_duplicate(true);
-                  response.set_contact_created(r.created);
-                  response.set_previous_phase(r.previous_phase);
-                  response.set_phase(r.phase);
-                  response.set_phase_changed(r.previous_phase != r.phase);
-                  *response.mutable_receive_time() = ToProto(r.receive_time);
-                  *response.mutable_event_time() = ToProto(r.event_time);
+                case CommitResult::Outcome::kDuplicate:
+                  FillDuplicate(result->duplicate_of, &response);
                   return Finish(std::move(op), std::move(response));
-                }
                 case CommitResult::Outcome::kConflict:
                   if (op->attempts >= kMaxCommitAttempts) {
-                    return Finish(std::move(op),
-                                  absl::AbortedError("contact_id: too many concurrent "
-                                                     "writes to this contact; retry"));
+                    return Finish(
+                        std::move(op),
+                        absl::AbortedError("contact_id: too many concurrent "
+                                           "writes to this contact; retry"));
                   }
                   return Attempt(std::move(op));
               }

@@ -24,12 +24,14 @@ inline constexpr absl::Duration kEventTimeTolerance = absl::Hours(24);
 
 class EventProcessor {
  public:
-  using Done = absl::AnyInvocable<void(absl::StatusOr<tappa::v1::TrackEventResponse>)>;
+  using Done =
+      absl::AnyInvocable<void(absl::StatusOr<tappa::v1::TrackEventResponse>)>;
 
   explicit EventProcessor(const Runtime& runtime) : runtime_(runtime) {}
 
   // `deadline` bounds the whole operation (reads, retries, write).
-  void Track(const tappa::v1::TrackEventRequest& request, absl::Time deadline, Done done);
+  void Track(const tappa::v1::TrackEventRequest& request, absl::Time deadline,
+             Done done);
 
  private:
   struct Operation;

@@ -13,9 +13,10 @@ namespace {
 using tappa::v1::Contact;
 
 // Finishes a unary call and records it.
-void FinishCall(grpc::ServerUnaryReactor* reactor, Metrics* metrics, Method method,
-                absl::Time start, const absl::Status& status) {
-  metrics->RecordRequest(method, static_cast<int>(status.code()), absl::Now() - start);
+void FinishCall(grpc::ServerUnaryReactor* reactor, Metrics* metrics,
+                Method method, absl::Time start, const absl::Status& status) {
+  metrics->RecordRequest(method, static_cast<int>(status.code()),
+                         absl::Now() - start);
   reactor->Finish(ToGrpcStatus(status));
 }
 
@@ -39,14 +40,17 @@ google::protobuf::Value ToProtoValue(const cel::Value& v) {
       break;
     case cel::Kind::kList:
       for (size_t i = 0; i < v.list_value().size(); ++i) {
-        *out.mutable_list_value()->add_values() = ToProtoValue(v.list_value().Get(i));
+        *out.mutable_list_value()->add_values() =
+            ToProtoValue(v.list_value().Get(i));
       }
       break;
     case cel::Kind::kMap: {
       auto* fields = out.mutable_struct_value()->mutable_fields();
       for (size_t i = 0; i < v.map_value().size(); ++i) {
         cel::Value k = v.map_value().KeyAt(i);
-        if (k.IsString()) (*fields)[std::string(k.string_value())] = ToProtoValue(v.map_value().ValueAt(i));
+        if (k.IsString())
+          (*fields)[std::string(k.string_value())] =
+              ToProtoValue(v.map_value().ValueAt(i));
       }
       break;
     }
@@ -56,7 +60,8 @@ google::protobuf::Value ToProtoValue(const cel::Value& v) {
   return out;
 }
 
-void FillContact(const ruleset::Ruleset& rs, const StoredContactView& view, Contact* out) {
+void FillContact(const ruleset::Ruleset& rs, const StoredContactView& view,
+                 Contact* out) {
   const ruleset::ContactSnapshot& c = view.contact.snapshot;
   out->set_contact_id(c.id);
   out->set_phase(rs.phases[c.phase].id);
@@ -80,7 +85,8 @@ void FillContact(const ruleset::Ruleset& rs, const StoredContactView& view, Cont
     consent->set_state(given ? tappa::v1::CONSENT_STATE_GRANTED
                              : tappa::v1::CONSENT_STATE_WITHDRAWN);
   }
-  auto cx = [out](tappa::v1::CxMetric metric, const std::optional<ruleset::CxScore>& s) {
+  auto cx = [out](tappa::v1::CxMetric metric,
+                  const std::optional<ruleset::CxScore>& s) {
     if (!s) return;
     auto* score = out->add_cx_scores();
     score->set_metric(metric);
@@ -106,27 +112,32 @@ void FillContact(const ruleset::Ruleset& rs, const StoredContactView& view, Cont
 }  // namespace
 
 grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
-    grpc::CallbackServerContext* context, const tappa::v1::TrackEventRequest* request,
+    grpc::CallbackServerContext* context,
+    const tappa::v1::TrackEventRequest* request,
     tappa::v1::TrackEventResponse* response) {
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
   if (std::string error = api::DecodeError(*request); !error.empty()) {
-    FinishCall(reactor, metrics, Method::kTrackEvent, start, absl::InvalidArgumentError(error));
+    FinishCall(reactor, metrics, Method::kTrackEvent, start,
+               absl::InvalidArgumentError(error));
     return reactor;
   }
-  events_.Track(*request,
-                CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget),
-                [reactor, response, metrics,
-                 start](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
-                  if (result.ok()) *response = *std::move(result);
-                  FinishCall(reactor, metrics, Method::kTrackEvent, start, result.status());
-                });
+  events_.Track(
+      *request,
+      CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget),
+      [reactor, response, metrics,
+       start](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
+        if (result.ok()) *response = *std::move(result);
+        FinishCall(reactor, metrics, Method::kTrackEvent, start,
+                   result.status());
+      });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
-    grpc::CallbackServerContext* context, const tappa::v1::TrackEventsRequest* request,
+    grpc::CallbackServerContext* context,
+    const tappa::v1::TrackEventsRequest* request,
     tappa::v1::TrackEventsResponse* response) {
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -137,53 +148,61 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
   }
   int n = request->requests_size();
   if (n < 1 || n > kMaxBatch) {
-    FinishCall(reactor, runtime_.metrics, Method::kTrackEvents, start,
-               absl::InvalidArgumentError(
-                   absl::StrCat("requests: a batch holds 1-", kMaxBatch, " events, not ", n)));
+    FinishCall(
+        reactor, runtime_.metrics, Method::kTrackEvents, start,
+        absl::InvalidArgumentError(absl::StrCat(
+            "requests: a batch holds 1-", kMaxBatch, " events, not ", n)));
     return reactor;
   }
   // Results are written in place, each by its own event's callback.
   for (int i = 0; i < n; ++i) response->add_results();
   auto remaining = std::make_shared<std::atomic<int>>(n);
-  absl::Time deadline = CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget);
+  absl::Time deadline =
+      CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget);
   Metrics* metrics = runtime_.metrics;
   for (int i = 0; i < n; ++i) {
     tappa::v1::TrackEventResult* slot = response->mutable_results(i);
-    events_.Track(request->requests(i), deadline,
-                  [slot, remaining, reactor, metrics,
-                   start](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
-                    if (result.ok()) {
-                      *slot->mutable_response() = *std::move(result);
-                    } else {
-                      slot->mutable_error()->set_code(static_cast<int>(result.status().code()));
-                      slot->mutable_error()->set_message(std::string(result.status().message()));
-                      std::string message(result.status().message());
-                      size_t colon = message.find(':');
-                      if (result.status().code() == absl::StatusCode::kInvalidArgument &&
-                          colon != std::string::npos) {
-                        slot->mutable_error()->set_field(message.substr(0, colon));
-                      }
-                    }
-                    if (remaining->fetch_sub(1) == 1) {
-                      FinishCall(reactor, metrics, Method::kTrackEvents, start,
-                                 absl::OkStatus());
-                    }
-                  });
+    events_.Track(
+        request->requests(i), deadline,
+        [slot, remaining, reactor, metrics,
+         start](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
+          if (result.ok()) {
+            *slot->mutable_response() = *std::move(result);
+          } else {
+            slot->mutable_error()->set_code(
+                static_cast<int>(result.status().code()));
+            slot->mutable_error()->set_message(
+                std::string(result.status().message()));
+            std::string message(result.status().message());
+            size_t colon = message.find(':');
+            if (result.status().code() == absl::StatusCode::kInvalidArgument &&
+                colon != std::string::npos) {
+              slot->mutable_error()->set_field(message.substr(0, colon));
+            }
+          }
+          if (remaining->fetch_sub(1) == 1) {
+            FinishCall(reactor, metrics, Method::kTrackEvents, start,
+                       absl::OkStatus());
+          }
+        });
   }
   return reactor;
 }
 
 grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
-    grpc::CallbackServerContext* context, const tappa::v1::GetContactRequest* request,
+    grpc::CallbackServerContext* context,
+    const tappa::v1::GetContactRequest* request,
     tappa::v1::GetContactResponse* response) {
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
   if (std::string error = api::DecodeError(*request); !error.empty()) {
-    FinishCall(reactor, metrics, Method::kGetContact, start, absl::InvalidArgumentError(error));
+    FinishCall(reactor, metrics, Method::kGetContact, start,
+               absl::InvalidArgumentError(error));
     return reactor;
   }
-  if (absl::Status s = ValidateId("contact_id", request->contact_id()); !s.ok()) {
+  if (absl::Status s = ValidateId("contact_id", request->contact_id());
+      !s.ok()) {
     FinishCall(reactor, metrics, Method::kGetContact, start, s);
     return reactor;
   }
@@ -200,20 +219,23 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
       [serving, reactor, response, metrics, start,
        id = request->contact_id()](absl::StatusOr<StoredContactView> view) {
         if (!view.ok()) {
-          return FinishCall(reactor, metrics, Method::kGetContact, start, view.status());
+          return FinishCall(reactor, metrics, Method::kGetContact, start,
+                            view.status());
         }
         if (!view->contact.exists) {
           return FinishCall(reactor, metrics, Method::kGetContact, start,
                             absl::NotFoundError("contact_id: no such contact"));
         }
         FillContact(*serving->ruleset, *view, response->mutable_contact());
-        FinishCall(reactor, metrics, Method::kGetContact, start, absl::OkStatus());
+        FinishCall(reactor, metrics, Method::kGetContact, start,
+                   absl::OkStatus());
       });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
-    grpc::CallbackServerContext* context, const tappa::v1::DeleteContactRequest* request,
+    grpc::CallbackServerContext* context,
+    const tappa::v1::DeleteContactRequest* request,
     tappa::v1::DeleteContactResponse* response) {
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -223,7 +245,8 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
                absl::InvalidArgumentError(error));
     return reactor;
   }
-  if (absl::Status s = ValidateId("contact_id", request->contact_id()); !s.ok()) {
+  if (absl::Status s = ValidateId("contact_id", request->contact_id());
+      !s.ok()) {
     FinishCall(reactor, metrics, Method::kDeleteContact, start, s);
     return reactor;
   }
@@ -235,7 +258,8 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
           response->set_existed(*existed);
           *response->mutable_delete_time() = TimeToProto(now);
         }
-        FinishCall(reactor, metrics, Method::kDeleteContact, start, existed.status());
+        FinishCall(reactor, metrics, Method::kDeleteContact, start,
+                   existed.status());
       });
   return reactor;
 }

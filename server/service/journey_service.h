@@ -9,23 +9,28 @@
 
 namespace tappa::server {
 
-class JourneyServiceImpl final : public tappa::v1::JourneyService::CallbackService {
+class JourneyServiceImpl final
+    : public tappa::v1::JourneyService::CallbackService {
  public:
   explicit JourneyServiceImpl(const Runtime& runtime)
       : runtime_(runtime), events_(runtime) {}
 
-  grpc::ServerUnaryReactor* TrackEvent(grpc::CallbackServerContext* context,
-                                       const tappa::v1::TrackEventRequest* request,
-                                       tappa::v1::TrackEventResponse* response) override;
-  grpc::ServerUnaryReactor* TrackEvents(grpc::CallbackServerContext* context,
-                                        const tappa::v1::TrackEventsRequest* request,
-                                        tappa::v1::TrackEventsResponse* response) override;
-  grpc::ServerUnaryReactor* GetContact(grpc::CallbackServerContext* context,
-                                       const tappa::v1::GetContactRequest* request,
-                                       tappa::v1::GetContactResponse* response) override;
-  grpc::ServerUnaryReactor* DeleteContact(grpc::CallbackServerContext* context,
-                                          const tappa::v1::DeleteContactRequest* request,
-                                          tappa::v1::DeleteContactResponse* response) override;
+  grpc::ServerUnaryReactor* TrackEvent(
+      grpc::CallbackServerContext* context,
+      const tappa::v1::TrackEventRequest* request,
+      tappa::v1::TrackEventResponse* response) override;
+  grpc::ServerUnaryReactor* TrackEvents(
+      grpc::CallbackServerContext* context,
+      const tappa::v1::TrackEventsRequest* request,
+      tappa::v1::TrackEventsResponse* response) override;
+  grpc::ServerUnaryReactor* GetContact(
+      grpc::CallbackServerContext* context,
+      const tappa::v1::GetContactRequest* request,
+      tappa::v1::GetContactResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteContact(
+      grpc::CallbackServerContext* context,
+      const tappa::v1::DeleteContactRequest* request,
+      tappa::v1::DeleteContactResponse* response) override;
 
  private:
   Runtime runtime_;

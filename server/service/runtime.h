@@ -46,8 +46,12 @@ struct ServingRuleset {
 // Thread-safe holder of the current ServingRuleset.
 class RulesetHolder {
  public:
-  std::shared_ptr<const ServingRuleset> Get() const { return std::atomic_load(&current_); }
-  void Set(std::shared_ptr<const ServingRuleset> r) { std::atomic_store(&current_, std::move(r)); }
+  std::shared_ptr<const ServingRuleset> Get() const {
+    return std::atomic_load(&current_);
+  }
+  void Set(std::shared_ptr<const ServingRuleset> r) {
+    std::atomic_store(&current_, std::move(r));
+  }
 
  private:
   std::shared_ptr<const ServingRuleset> current_;

@@ -14,7 +14,8 @@ namespace tappa::server {
 
 inline grpc::Status ToGrpcStatus(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
+                      std::string(s.message()));
 }
 
 inline google::protobuf::Timestamp TimeToProto(absl::Time t) {
@@ -27,10 +28,11 @@ inline google::protobuf::Timestamp TimeToProto(absl::Time t) {
 
 // The deadline of a call: the client's when it set one, else `now + budget`
 // (gRPC reports "no deadline" as a time in the far future).
-inline absl::Time CallDeadline(const grpc::CallbackServerContext* context, absl::Time now,
-                               absl::Duration budget) {
+inline absl::Time CallDeadline(const grpc::CallbackServerContext* context,
+                               absl::Time now, absl::Duration budget) {
   auto deadline = context->deadline();
-  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+  if (deadline >=
+      std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
     return now + budget;
   }
   return absl::FromChrono(deadline);

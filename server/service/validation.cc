@@ -41,34 +41,41 @@ absl::Status ValidateId(absl::string_view field, absl::string_view id) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateEventType(absl::string_view field, absl::string_view type) {
-  bool ok = !type.empty() && type.size() <= 64 && type[0] >= 'a' && type[0] <= 'z';
+absl::Status ValidateEventType(absl::string_view field,
+                               absl::string_view type) {
+  bool ok =
+      !type.empty() && type.size() <= 64 && type[0] >= 'a' && type[0] <= 'z';
   for (char c : type) {
     ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
   }
-  return ok ? absl::OkStatus() : Invalid(field, "must match [a-z][a-z0-9_]{0,63}");
+  return ok ? absl::OkStatus()
+            : Invalid(field, "must match [a-z][a-z0-9_]{0,63}");
 }
 
-absl::Status ValidateChannel(const ruleset::Ruleset& rs, absl::string_view field,
-                             absl::string_view channel, int* index) {
+absl::Status ValidateChannel(const ruleset::Ruleset& rs,
+                             absl::string_view field, absl::string_view channel,
+                             int* index) {
   if (channel.empty()) return Invalid(field, "is required");
   *index = rs.FindChannel(channel);
   if (*index < 0) {
-    return Invalid(field, absl::StrCat(Quote(channel), " is not a channel of the ruleset"));
+    return Invalid(field, absl::StrCat(Quote(channel),
+                                       " is not a channel of the ruleset"));
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidatePlacement(const ruleset::Ruleset& rs, absl::string_view field,
-                               absl::string_view placement, int channel, bool optional,
-                               int* index) {
+absl::Status ValidatePlacement(const ruleset::Ruleset& rs,
+                               absl::string_view field,
+                               absl::string_view placement, int channel,
+                               bool optional, int* index) {
   *index = -1;
   if (placement.empty()) {
     return optional ? absl::OkStatus() : Invalid(field, "is required");
   }
   *index = rs.FindPlacement(placement);
   if (*index < 0) {
-    return Invalid(field, absl::StrCat(Quote(placement), " is not a placement of the ruleset"));
+    return Invalid(field, absl::StrCat(Quote(placement),
+                                       " is not a placement of the ruleset"));
   }
   if (channel >= 0 && rs.placements[*index].channel != channel) {
     return Invalid(field, absl::StrCat(Quote(placement), " is not on channel '",
@@ -88,7 +95,8 @@ absl::Status ConvertValueMap(
   out->reserve(out->size() + map.size());
   for (const auto& [key, value] : map) {
     bool key_ok = !key.empty() && key.size() <= 64;
-    for (size_t i = 0; key_ok && i < key.size(); ++i) key_ok = IsKeyChar(key[i], i == 0);
+    for (size_t i = 0; key_ok && i < key.size(); ++i)
+      key_ok = IsKeyChar(key[i], i == 0);
     if (!key_ok) {
       return Invalid(absl::StrCat(field, ".", Quote(key)),
                      "keys must match [A-Za-z_][A-Za-z0-9_]{0,63}");
@@ -117,11 +125,13 @@ absl::Status ConvertValueMap(
         out->emplace_back(key, cel::Value::Bool(value.bool_value()));
         break;
       case google::protobuf::Value::kNullValue:
-        if (!allow_null) return Invalid(where, "null is only allowed in identify events");
+        if (!allow_null)
+          return Invalid(where, "null is only allowed in identify events");
         out->emplace_back(key, cel::Value::Null());
         break;
       default:
-        return Invalid(where, "values must be a string, a finite number or a boolean");
+        return Invalid(where,
+                       "values must be a string, a finite number or a boolean");
     }
   }
   // Map iteration order is unspecified; sort for deterministic behaviour.

@@ -13,8 +13,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/map.h"
+#include "google/protobuf/struct.pb.h"
 #include "rules/cel/value.h"
 #include "rules/ruleset/ruleset.h"
 
@@ -33,13 +33,15 @@ absl::Status ValidateId(absl::string_view field, absl::string_view id);
 // `[a-z][a-z0-9_]{0,63}`.
 absl::Status ValidateEventType(absl::string_view field, absl::string_view type);
 // A channel id of the ruleset; writes its index.
-absl::Status ValidateChannel(const ruleset::Ruleset& rs, absl::string_view field,
-                             absl::string_view channel, int* index);
+absl::Status ValidateChannel(const ruleset::Ruleset& rs,
+                             absl::string_view field, absl::string_view channel,
+                             int* index);
 // "" (when `optional`) or a placement of the ruleset on `channel`; writes its
 // index (-1 for "").
-absl::Status ValidatePlacement(const ruleset::Ruleset& rs, absl::string_view field,
-                               absl::string_view placement, int channel, bool optional,
-                               int* index);
+absl::Status ValidatePlacement(const ruleset::Ruleset& rs,
+                               absl::string_view field,
+                               absl::string_view placement, int channel,
+                               bool optional, int* index);
 
 // Converts a properties/context map into CEL values (owned), enforcing the
 // entry limit, key syntax and value rules. `allow_null` for identify events.

@@ -50,7 +50,9 @@ nlohmann::json ValueToPlainJson(const cel::Value& v, int depth = 0) {
       const cel::MapValue& m = v.map_value();
       for (size_t i = 0; i < m.size(); ++i) {
         cel::Value k = m.KeyAt(i);
-        if (k.IsString()) out[std::string(k.string_value())] = ValueToPlainJson(m.ValueAt(i), depth + 1);
+        if (k.IsString())
+          out[std::string(k.string_value())] =
+              ValueToPlainJson(m.ValueAt(i), depth + 1);
       }
       return out;
     }
@@ -84,11 +86,13 @@ bool DecodeRolling(absl::string_view s, ruleset::RollingCount* r) {
         absl::StrSplit(entry, absl::MaxSplits('=', 1));
     int64_t offset, n;
     // Offsets beyond the largest window (ruleset limit) are corrupt data.
-    if (!absl::SimpleAtoi(kv.first, &offset) || !absl::SimpleAtoi(kv.second, &n) ||
-        offset < 0 || offset >= ruleset::kMaxWindowBuckets) {
+    if (!absl::SimpleAtoi(kv.first, &offset) ||
+        !absl::SimpleAtoi(kv.second, &n) || offset < 0 ||
+        offset >= ruleset::kMaxWindowBuckets) {
       return false;
     }
-    if (static_cast<size_t>(offset) >= r->buckets.size()) r->buckets.resize(offset + 1, 0);
+    if (static_cast<size_t>(offset) >= r->buckets.size())
+      r->buckets.resize(offset + 1, 0);
     r->buckets[offset] = n;
   }
   return true;
@@ -101,8 +105,10 @@ absl::Time TimeOfMillis(int64_t ms) { return absl::FromUnixMillis(ms); }
 
 absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
                                              absl::string_view contact_id,
-                                             const RedisReply& reply, absl::Time now) {
-  if (reply.type != RedisReply::Type::kArray || reply.elements.size() % 2 != 0) {
+                                             const RedisReply& reply,
+                                             absl::Time now) {
+  if (reply.type != RedisReply::Type::kArray ||
+      reply.elements.size() % 2 != 0) {
     return absl::InternalError("contact hash: unexpected reply shape");
   }
   DecodedContact out;
@@ -139,7 +145,8 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
         case 'n': {
           int counter = rs.FindCounter(name);
           int64_t n;
-          if (counter >= 0 && !rs.counters[counter].window && absl::SimpleAtoi(value, &n)) {
+          if (counter >= 0 && !rs.counters[counter].window &&
+              absl::SimpleAtoi(value, &n)) {
             c.counts[counter] = n;
           }
           break;
@@ -153,11 +160,14 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
         }
         case 'a': {
           nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
-          if (!j.is_discarded()) c.attrs.emplace_back(std::string(name), ruleset::PlainJsonToValue(j));
+          if (!j.is_discarded())
+            c.attrs.emplace_back(std::string(name),
+                                 ruleset::PlainJsonToValue(j));
           break;
         }
         case 'k':
-          if (rs.FindChannel(name) >= 0) c.consents.emplace_back(std::string(name), value == "1");
+          if (rs.FindChannel(name) >= 0)
+            c.consents.emplace_back(std::string(name), value == "1");
           break;
         case 'x': {
           std::pair<absl::string_view, absl::string_view> parts =
@@ -207,8 +217,11 @@ FieldMap EncodeContact(const ruleset::Ruleset& rs, const ContactSnapshot& c) {
   for (const auto& [channel, given] : c.consents) {
     f[absl::StrCat("k:", channel)] = given ? "1" : "0";
   }
-  auto cx = [&f](absl::string_view metric, const std::optional<ruleset::CxScore>& s) {
-    if (s) f[absl::StrCat("x:", metric)] = absl::StrCat(s->score, ":", TimeField(s->at));
+  auto cx = [&f](absl::string_view metric,
+                 const std::optional<ruleset::CxScore>& s) {
+    if (s)
+      f[absl::StrCat("x:", metric)] =
+          absl::StrCat(s->score, ":", TimeField(s->at));
   };
   cx("nps", c.nps);
   cx("csat", c.csat);
@@ -243,7 +256,9 @@ bool ParseBase36(absl::string_view s, int64_t* n) {
   if (s.empty() || s.size() > 12) return false;
   int64_t v = 0;
   for (char c : s) {
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'z' ? c - 'a' + 10 : -1;
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'z' ? c - 'a' + 10
+                                   : -1;
     if (d < 0) return false;
     v = v * 36 + d;
   }
@@ -254,8 +269,9 @@ bool ParseBase36(absl::string_view s, int64_t* n) {
 std::string EncodeHistory(const HistoryEntry& e) {
   int64_t change = MillisOf(e.change_time);
   int64_t delta = change - MillisOf(e.event_time);
-  return absl::StrCat(Base36(change), "|", e.phase, "|", delta > 0 ? Base36(delta) : "", "|",
-                      e.event_type, "|", e.channel, "|", e.placement);
+  return absl::StrCat(Base36(change), "|", e.phase, "|",
+                      delta > 0 ? Base36(delta) : "", "|", e.event_type, "|",
+                      e.channel, "|", e.placement);
 }
 
 std::vector<HistoryEntry> DecodeHistory(absl::string_view text, size_t max) {

@@ -17,7 +17,8 @@
 //
 // The phase history is one string key, entries newest first, separated by
 // '\n', each
-//   "<change time>|<phase>|<event time - change time>|<event type>|<channel>|<placement>"
+//   "<change time>|<phase>|<event time - change time>|<event
+//   type>|<channel>|<placement>"
 // with times in base-36 Unix milliseconds. An entry's previous phase is the
 // phase of the entry after it, so kMaxHistory + 1 entries are kept. A string
 // costs far less Redis memory than a list (a quicklist in Redis 7.0).
@@ -55,7 +56,8 @@ struct DecodedContact {
 // flat array of strings.
 absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& ruleset,
                                              absl::string_view contact_id,
-                                             const RedisReply& hgetall, absl::Time now);
+                                             const RedisReply& hgetall,
+                                             absl::Time now);
 
 // The hash fields of a contact (without "v").
 FieldMap EncodeContact(const ruleset::Ruleset& ruleset,

@@ -89,7 +89,8 @@ return 0
 
 std::string Sha1Hex(absl::string_view data) {
   unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+       digest);
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
@@ -100,7 +101,8 @@ absl::Status UnexpectedReply(absl::string_view what, const RedisReply& reply) {
         absl::StrCat("the store is out of memory (", what, "): ", reply.str));
   }
   return absl::InternalError(absl::StrCat(what, ": unexpected reply from Redis",
-                                          reply.is_error() ? ": " : "", reply.str));
+                                          reply.is_error() ? ": " : "",
+                                          reply.str));
 }
 
 }  // namespace
@@ -118,11 +120,14 @@ int ShardOf(absl::string_view contact_id, int shards) {
 // (collisions among one contact's events are negligible: ~1e-16 for 100 ids).
 std::string EventField(absl::string_view event_id) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(event_id.data()), event_id.size(), digest);
-  return absl::StrCat("e:", absl::string_view(reinterpret_cast<const char*>(digest), 8));
+  SHA256(reinterpret_cast<const unsigned char*>(event_id.data()),
+         event_id.size(), digest);
+  return absl::StrCat(
+      "e:", absl::string_view(reinterpret_cast<const char*>(digest), 8));
 }
 
-std::string EncodeEventRecord(const ruleset::Ruleset& rs, const EventRecord& r) {
+std::string EncodeEventRecord(const ruleset::Ruleset& rs,
+                              const EventRecord& r) {
   int64_t receive = MillisOf(r.receive_time);
   int64_t delta = receive - MillisOf(r.event_time);
   int previous = r.created ? -1 : rs.FindPhase(r.previous_phase);
@@ -131,7 +136,8 @@ std::string EncodeEventRecord(const ruleset::Ruleset& rs, const EventRecord& r) 
                       rs.FindPhase(r.phase));
 }
 
-bool DecodeEventRecord(const ruleset::Ruleset& rs, absl::string_view text, EventRecord* r) {
+bool DecodeEventRecord(const ruleset::Ruleset& rs, absl::string_view text,
+                       EventRecord* r) {
   std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
   int64_t receive = 0, delta = 0;
   int phase = -1;
@@ -141,8 +147,9 @@ bool DecodeEventRecord(const ruleset::Ruleset& rs, absl::string_view text, Event
     return false;
   }
   auto name = [&rs](int index) {
-    return index >= 0 && index < static_cast<int>(rs.phases.size()) ? rs.phases[index].id
-                                                                     : std::string();
+    return index >= 0 && index < static_cast<int>(rs.phases.size())
+               ? rs.phases[index].id
+               : std::string();
   };
   int previous = -1;
   r->created = parts[2].empty();
@@ -165,9 +172,11 @@ std::string ContactStore::ShardPhasesKey(int shard) const {
 }
 
 ContactKeys ContactStore::KeysFor(absl::string_view contact_id) const {
-  std::string prefix = absl::StrFormat("tp:{s:%04d}:", ShardOf(contact_id, shards_));
+  std::string prefix =
+      absl::StrFormat("tp:{s:%04d}:", ShardOf(contact_id, shards_));
   return ContactKeys{absl::StrCat(prefix, "c:", contact_id),
-                     absl::StrCat(prefix, "h:", contact_id), absl::StrCat(prefix, "phases")};
+                     absl::StrCat(prefix, "h:", contact_id),
+                     absl::StrCat(prefix, "phases")};
 }
 
 void ContactStore::LoadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
@@ -185,8 +194,9 @@ void ContactStore::LoadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
 }
 
 void ContactStore::LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
-                                absl::string_view contact_id, absl::string_view event_id,
-                                absl::Time now, absl::Time deadline, Done<EventRead> done) {
+                                absl::string_view contact_id,
+                                absl::string_view event_id, absl::Time now,
+                                absl::Time deadline, Done<EventRead> done) {
   ContactKeys keys = KeysFor(contact_id);
   redis_->Command(
       {"HGETALL", keys.contact}, deadline,
@@ -195,7 +205,8 @@ void ContactStore::LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
        done = std::move(done)](absl::StatusOr<RedisReply> hash) mutable {
         if (!hash.ok()) return done(hash.status());
         if (hash->is_error()) return done(UnexpectedReply("HGETALL", *hash));
-        absl::StatusOr<DecodedContact> contact = DecodeContact(*ruleset, id, *hash, now);
+        absl::StatusOr<DecodedContact> contact =
+            DecodeContact(*ruleset, id, *hash, now);
         if (!contact.ok()) return done(contact.status());
         EventRead read;
         read.contact = *std::move(contact);
@@ -212,9 +223,9 @@ void ContactStore::LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
 }
 
 void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
-                               absl::string_view contact_id, const EventWrite& w,
-                               absl::Time now, absl::Time deadline,
-                               Done<CommitResult> done) {
+                               absl::string_view contact_id,
+                               const EventWrite& w, absl::Time now,
+                               absl::Time deadline, Done<CommitResult> done) {
   ContactKeys keys = KeysFor(contact_id);
   std::vector<std::string> args;
   args.reserve(14 + 2 * w.set_fields.size() + w.remove_fields.size());
@@ -236,12 +247,14 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
   }
   args.push_back(absl::StrCat(w.remove_fields.size()));
   for (const std::string& f : w.remove_fields) args.push_back(f);
-  RunScript(kCommitScript, commit_sha_, {keys.contact, keys.history, keys.shard_phases},
-            std::move(args), deadline,
+  RunScript(kCommitScript, commit_sha_,
+            {keys.contact, keys.history, keys.shard_phases}, std::move(args),
+            deadline,
             [ruleset = std::move(ruleset),
              done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
               if (!reply.ok()) return done(reply.status());
-              if (reply->type != RedisReply::Type::kArray || reply->elements.empty()) {
+              if (reply->type != RedisReply::Type::kArray ||
+                  reply->elements.empty()) {
                 return done(UnexpectedReply("commit script", *reply));
               }
               const std::string& tag = reply->elements[0].str;
@@ -263,16 +276,19 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
 
 void ContactStore::ReadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
                                absl::string_view contact_id, absl::Time now,
-                               absl::Time deadline, Done<StoredContactView> done) {
+                               absl::Time deadline,
+                               Done<StoredContactView> done) {
   ContactKeys keys = KeysFor(contact_id);
   redis_->Pipeline(
-      {{"HGETALL", keys.contact}, {"GET", keys.history}},
-      deadline,
+      {{"HGETALL", keys.contact}, {"GET", keys.history}}, deadline,
       [ruleset = std::move(ruleset), id = std::string(contact_id), now,
-       done = std::move(done)](absl::StatusOr<std::vector<RedisReply>> replies) mutable {
+       done = std::move(done)](
+          absl::StatusOr<std::vector<RedisReply>> replies) mutable {
         if (!replies.ok()) return done(replies.status());
-        if ((*replies)[0].is_error()) return done(UnexpectedReply("HGETALL", (*replies)[0]));
-        if ((*replies)[1].is_error()) return done(UnexpectedReply("GET", (*replies)[1]));
+        if ((*replies)[0].is_error())
+          return done(UnexpectedReply("HGETALL", (*replies)[0]));
+        if ((*replies)[1].is_error())
+          return done(UnexpectedReply("GET", (*replies)[1]));
         absl::StatusOr<DecodedContact> contact =
             DecodeContact(*ruleset, id, (*replies)[0], now);
         if (!contact.ok()) return done(contact.status());
@@ -283,11 +299,11 @@ void ContactStore::ReadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
       });
 }
 
-void ContactStore::DeleteContact(absl::string_view contact_id, absl::Time deadline,
-                                 Done<bool> done) {
+void ContactStore::DeleteContact(absl::string_view contact_id,
+                                 absl::Time deadline, Done<bool> done) {
   ContactKeys keys = KeysFor(contact_id);
-  RunScript(kDeleteScript, delete_sha_, {keys.contact, keys.history, keys.shard_phases}, {},
-            deadline,
+  RunScript(kDeleteScript, delete_sha_,
+            {keys.contact, keys.history, keys.shard_phases}, {}, deadline,
             [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
               if (!reply.ok()) return done(reply.status());
               if (reply->type != RedisReply::Type::kInteger) {
@@ -297,32 +313,36 @@ void ContactStore::DeleteContact(absl::string_view contact_id, absl::Time deadli
             });
 }
 
-void ContactStore::CountPhases(absl::Time deadline,
-                               Done<std::vector<std::pair<std::string, int64_t>>> done) {
+void ContactStore::CountPhases(
+    absl::Time deadline,
+    Done<std::vector<std::pair<std::string, int64_t>>> done) {
   std::vector<std::vector<std::string>> commands;
   commands.reserve(shards_);
-  for (int s = 0; s < shards_; ++s) commands.push_back({"HGETALL", ShardPhasesKey(s)});
-  redis_->Pipeline(std::move(commands), deadline,
-                   [done = std::move(done)](
-                       absl::StatusOr<std::vector<RedisReply>> replies) mutable {
-                     if (!replies.ok()) return done(replies.status());
-                     absl::flat_hash_map<std::string, int64_t> totals;
-                     for (const RedisReply& r : *replies) {
-                       for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
-                         int64_t n = 0;
-                         if (absl::SimpleAtoi(r.elements[i + 1].str, &n)) {
-                           totals[r.elements[i].str] += n;
-                         }
-                       }
-                     }
-                     done(std::vector<std::pair<std::string, int64_t>>(totals.begin(),
-                                                                        totals.end()));
-                   });
+  for (int s = 0; s < shards_; ++s)
+    commands.push_back({"HGETALL", ShardPhasesKey(s)});
+  redis_->Pipeline(
+      std::move(commands), deadline,
+      [done = std::move(done)](
+          absl::StatusOr<std::vector<RedisReply>> replies) mutable {
+        if (!replies.ok()) return done(replies.status());
+        absl::flat_hash_map<std::string, int64_t> totals;
+        for (const RedisReply& r : *replies) {
+          for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+            int64_t n = 0;
+            if (absl::SimpleAtoi(r.elements[i + 1].str, &n)) {
+              totals[r.elements[i].str] += n;
+            }
+          }
+        }
+        done(std::vector<std::pair<std::string, int64_t>>(totals.begin(),
+                                                          totals.end()));
+      });
 }
 
 void ContactStore::RunScript(const std::string& script, const std::string& sha,
-                             std::vector<std::string> keys, std::vector<std::string> args,
-                             absl::Time deadline, RedisClient::Callback done) {
+                             std::vector<std::string> keys,
+                             std::vector<std::string> args, absl::Time deadline,
+                             RedisClient::Callback done) {
   std::vector<std::string> command;
   command.reserve(3 + keys.size() + args.size());
   command.push_back("EVALSHA");
@@ -335,7 +355,8 @@ void ContactStore::RunScript(const std::string& script, const std::string& sha,
       command, deadline,
       [redis, command, script, deadline,
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-        if (reply.ok() && reply->is_error() && absl::StartsWith(reply->str, "NOSCRIPT")) {
+        if (reply.ok() && reply->is_error() &&
+            absl::StartsWith(reply->str, "NOSCRIPT")) {
           // First use on this Redis (or after a restart): send the body once;
           // Redis caches it for the EVALSHAs that follow.
           command[0] = "EVAL";

@@ -79,7 +79,8 @@ struct EventRecord {
 };
 // Phases are stored as indexes of `ruleset` (an index the ruleset no longer
 // has decodes as "").
-std::string EncodeEventRecord(const ruleset::Ruleset& ruleset, const EventRecord& record);
+std::string EncodeEventRecord(const ruleset::Ruleset& ruleset,
+                              const EventRecord& record);
 bool DecodeEventRecord(const ruleset::Ruleset& ruleset, absl::string_view text,
                        EventRecord* record);
 // The hash field of an event id's record.
@@ -127,8 +128,8 @@ class ContactStore {
 
   // One HGETALL. `ruleset` must outlive the callback.
   void LoadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
-                   absl::string_view contact_id, absl::Time now, absl::Time deadline,
-                   Done<DecodedContact> done);
+                   absl::string_view contact_id, absl::Time now,
+                   absl::Time deadline, Done<DecodedContact> done);
 
   // One HGETALL: the contact and, when present, the event's record.
   void LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
@@ -137,17 +138,19 @@ class ContactStore {
 
   // The atomic conditional write.
   void CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
-                   absl::string_view contact_id, const EventWrite& write, absl::Time now,
-                   absl::Time deadline, Done<CommitResult> done);
+                   absl::string_view contact_id, const EventWrite& write,
+                   absl::Time now, absl::Time deadline,
+                   Done<CommitResult> done);
 
   // HGETALL + GET of the history, pipelined.
   void ReadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
-                   absl::string_view contact_id, absl::Time now, absl::Time deadline,
-                   Done<StoredContactView> done);
+                   absl::string_view contact_id, absl::Time now,
+                   absl::Time deadline, Done<StoredContactView> done);
 
   // Deletes every key of the contact and its place in the phase counts,
   // atomically. Yields whether anything existed.
-  void DeleteContact(absl::string_view contact_id, absl::Time deadline, Done<bool> done);
+  void DeleteContact(absl::string_view contact_id, absl::Time deadline,
+                     Done<bool> done);
 
   // Contacts per phase summed over every shard (pipelined HGETALLs; for
   // metrics, off the request path).

@@ -12,12 +12,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nlohmann::json json = nlohmann::json::parse(data, data + size, nullptr,
                                               /*allow_exceptions=*/false);
   if (json.is_discarded()) return 0;
-  absl::StatusOr<tappa::cel::Value> value = tappa::cel::ValueFromJson(json, "bindings.x");
+  absl::StatusOr<tappa::cel::Value> value =
+      tappa::cel::ValueFromJson(json, "bindings.x");
   if (!value.ok()) return 0;
   absl::StatusOr<nlohmann::json> back = tappa::cel::ValueToJson(*value);
   // Everything that decodes is encodable, except strings that are not
   // UTF-8 (JSON text cannot carry them).
-  if (!back.ok() && back.status().message().find("UTF-8") == absl::string_view::npos) {
+  if (!back.ok() &&
+      back.status().message().find("UTF-8") == absl::string_view::npos) {
     std::abort();
   }
   return 0;

@@ -27,11 +27,11 @@ struct RunResult {
 // Runs `tappactl <args>` with `input` on stdin (stderr merged into stdout
 // when `merge_stderr`).
 RunResult RunTappactl(const std::string& args, const std::string& input,
-                bool merge_stderr = false) {
+                      bool merge_stderr = false) {
   // ctest runs tests in parallel processes: the input file is per test.
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string in_path = absl::StrCat(::testing::TempDir(), "/tappactl_in_", info->name(),
-                                     "_", getpid(), ".txt");
+  std::string in_path = absl::StrCat(::testing::TempDir(), "/tappactl_in_",
+                                     info->name(), "_", getpid(), ".txt");
   {
     std::ofstream f(in_path, std::ios::binary);
     f << input;
@@ -63,32 +63,34 @@ std::string Src(const std::string& relative) {
 
 TEST(TappactlExprTest, OneLinePerInputInOrder) {
   RunResult run = RunTappactl("expr",
-                        "{\"expr\": \"1 + 2\"}\n"
-                        "{\"expr\": \"x * 2u\", \"bindings\": {\"x\": {\"uint64Value\": \"21\"}}}\n"
-                        "not json\n"
-                        "{\"expr\": \"1 / 0\"}\n"
-                        "{\"expr\": \"[1, 'a'].exists(v, v == 'a')\"}\n"
-                        "{\"expr\": \"'%s'.size()\"}\n");
+                              "{\"expr\": \"1 + 2\"}\n"
+                              "{\"expr\": \"x * 2u\", \"bindings\": {\"x\": "
+                              "{\"uint64Value\": \"21\"}}}\n"
+                              "not json\n"
+                              "{\"expr\": \"1 / 0\"}\n"
+                              "{\"expr\": \"[1, 'a'].exists(v, v == 'a')\"}\n"
+                              "{\"expr\": \"'%s'.size()\"}\n");
   ASSERT_EQ(run.exit_code, 0);
   std::vector<json> lines = Lines(run.out);
   ASSERT_EQ(lines.size(), 6u);
   EXPECT_EQ(lines[0], json::parse(R"({"value": {"int64Value": "3"}})"));
   EXPECT_EQ(lines[1], json::parse(R"({"value": {"uint64Value": "42"}})"));
   EXPECT_TRUE(lines[2].contains("error"));
-  EXPECT_THAT(lines[3]["error"].get<std::string>(), HasSubstr("division by zero"));
+  EXPECT_THAT(lines[3]["error"].get<std::string>(),
+              HasSubstr("division by zero"));
   EXPECT_EQ(lines[4], json::parse(R"({"value": {"boolValue": true}})"));
   EXPECT_EQ(lines[5], json::parse(R"({"value": {"int64Value": "2"}})"));
 }
 
 TEST(TappactlExprTest, ValueForms) {
-  RunResult run = RunTappactl(
-      "expr",
-      "{\"expr\": \"[1.5, 'a', b'\\\\x00', null, true]\"}\n"
-      "{\"expr\": \"{'k': 1}\"}\n"
-      "{\"expr\": \"timestamp('2009-02-13T23:31:30Z')\"}\n"
-      "{\"expr\": \"duration('1.5s')\"}\n"
-      "{\"expr\": \"type(1)\"}\n"
-      "{\"expr\": \"1.0 / 0.0\"}\n");
+  RunResult run =
+      RunTappactl("expr",
+                  "{\"expr\": \"[1.5, 'a', b'\\\\x00', null, true]\"}\n"
+                  "{\"expr\": \"{'k': 1}\"}\n"
+                  "{\"expr\": \"timestamp('2009-02-13T23:31:30Z')\"}\n"
+                  "{\"expr\": \"duration('1.5s')\"}\n"
+                  "{\"expr\": \"type(1)\"}\n"
+                  "{\"expr\": \"1.0 / 0.0\"}\n");
   ASSERT_EQ(run.exit_code, 0);
   std::vector<json> lines = Lines(run.out);
   ASSERT_EQ(lines.size(), 6u);
@@ -107,10 +109,11 @@ TEST(TappactlExprTest, ValueForms) {
 }
 
 TEST(TappactlExprTest, DisableMacrosAndUnboundIdentifiers) {
-  RunResult run = RunTappactl("expr",
-                        "{\"expr\": \"[1].all(x, x > 0)\", \"disable_macros\": true}\n"
-                        "{\"expr\": \"y + 1\"}\n"
-                        "{\"expr\": \"a.b\", \"bindings\": {\"a.b\": {\"int64Value\": 7}}}\n");
+  RunResult run = RunTappactl(
+      "expr",
+      "{\"expr\": \"[1].all(x, x > 0)\", \"disable_macros\": true}\n"
+      "{\"expr\": \"y + 1\"}\n"
+      "{\"expr\": \"a.b\", \"bindings\": {\"a.b\": {\"int64Value\": 7}}}\n");
   ASSERT_EQ(run.exit_code, 0);
   std::vector<json> lines = Lines(run.out);
   ASSERT_EQ(lines.size(), 3u);
@@ -120,28 +123,31 @@ TEST(TappactlExprTest, DisableMacrosAndUnboundIdentifiers) {
 }
 
 TEST(TappactlRulesTest, CheckAcceptsTheExampleAndRejectsBrokenFiles) {
-  RunResult ok = RunTappactl("rules check " + Src("rules/examples/retail.yaml"), "");
+  RunResult ok =
+      RunTappactl("rules check " + Src("rules/examples/retail.yaml"), "");
   EXPECT_EQ(ok.exit_code, 0) << ok.out;
 
-  std::string broken = absl::StrCat(::testing::TempDir(), "/broken_", getpid(), ".yaml");
+  std::string broken =
+      absl::StrCat(::testing::TempDir(), "/broken_", getpid(), ".yaml");
   {
     std::ofstream f(broken);
     f << "phases: [awareness]\nchannels: [web]\nbogus: 1\n";
   }
-  RunResult bad = RunTappactl("rules check " + broken, "", /*merge_stderr=*/true);
+  RunResult bad =
+      RunTappactl("rules check " + broken, "", /*merge_stderr=*/true);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.out, HasSubstr(broken + ":3:1:"));
   EXPECT_THAT(bad.out, HasSubstr("bogus"));
 }
 
 TEST(TappactlRulesTest, EvalRanksActionsPerLineAndReportsErrors) {
-  RunResult run = RunTappactl(
-      "rules eval " + Src("rules/examples/retail.yaml") +
-          " --placement web.home_hero --now 2026-11-24T10:00:00Z",
-      "{\"contact\": {\"id\": \"c1\", \"phase\": \"awareness\"}, "
-      "\"context\": {\"referrer\": \"instagram\"}}\n"
-      "{\"contact\": {\"phase\": \"no_such_phase\"}}\n"
-      "{\"contact\": {\"counts\": {\"no_such_counter\": 1}}}\n");
+  RunResult run =
+      RunTappactl("rules eval " + Src("rules/examples/retail.yaml") +
+                      " --placement web.home_hero --now 2026-11-24T10:00:00Z",
+                  "{\"contact\": {\"id\": \"c1\", \"phase\": \"awareness\"}, "
+                  "\"context\": {\"referrer\": \"instagram\"}}\n"
+                  "{\"contact\": {\"phase\": \"no_such_phase\"}}\n"
+                  "{\"contact\": {\"counts\": {\"no_such_counter\": 1}}}\n");
   ASSERT_EQ(run.exit_code, 0);
   std::vector<json> lines = Lines(run.out);
   ASSERT_EQ(lines.size(), 3u);

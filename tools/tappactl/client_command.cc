@@ -26,14 +26,16 @@ struct ClientArgs {
   std::string channel;
   std::string placement;
   std::string event_id;
-  std::vector<std::pair<std::string, std::string>> props;  // --prop / --context k=v
+  std::vector<std::pair<std::string, std::string>>
+      props;  // --prop / --context k=v
   int limit = 0;
   double timeout_seconds = 5;
 };
 
 // Parses `k=v`; v is JSON when it parses as JSON (numbers, true, null, "s"),
 // else a plain string.
-bool ParseKeyValue(const std::string& arg, std::pair<std::string, std::string>* kv) {
+bool ParseKeyValue(const std::string& arg,
+                   std::pair<std::string, std::string>* kv) {
   size_t eq = arg.find('=');
   if (eq == std::string::npos || eq == 0) return false;
   *kv = {arg.substr(0, eq), arg.substr(eq + 1)};
@@ -75,7 +77,8 @@ std::string ParseArgs(const std::vector<std::string>& args, ClientArgs* out) {
       if (!next(&v) || !ParseKeyValue(v, &kv)) return a + " needs key=value";
       out->props.push_back(kv);
     } else if (a == "--limit") {
-      if (!next(&v) || !absl::SimpleAtoi(v, &out->limit)) return "--limit needs an integer";
+      if (!next(&v) || !absl::SimpleAtoi(v, &out->limit))
+        return "--limit needs an integer";
     } else if (a == "--timeout") {
       if (!next(&v) || !absl::SimpleAtod(v, &out->timeout_seconds)) {
         return "--timeout needs seconds";
@@ -90,8 +93,8 @@ std::string ParseArgs(const std::vector<std::string>& args, ClientArgs* out) {
 }
 
 template <typename Message>
-int Print(const grpc::Status& status, const Message& response, std::ostream& out,
-          std::ostream& err) {
+int Print(const grpc::Status& status, const Message& response,
+          std::ostream& out, std::ostream& err) {
   if (!status.ok()) {
     err << "tappactl: " << static_cast<int>(status.error_code()) << " "
         << status.error_message() << "\n";
@@ -115,9 +118,11 @@ int RunClient(const std::string& command, const std::vector<std::string>& args,
     err << "tappactl " << command << ": " << problem << "\n";
     return 2;
   }
-  auto channel = grpc::CreateChannel(a.server, grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(a.server, grpc::InsecureChannelCredentials());
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(a.timeout_seconds)));
+  context.set_deadline(
+      absl::ToChronoTime(absl::Now() + absl::Seconds(a.timeout_seconds)));
 
   if (command == "track") {
     if (a.positional.size() != 2 || a.channel.empty()) {
@@ -130,18 +135,21 @@ int RunClient(const std::string& command, const std::vector<std::string>& args,
     request.set_type(a.positional[1]);
     request.set_channel(a.channel);
     request.set_placement(a.placement);
-    request.set_event_id(a.event_id.empty()
-                             ? absl::StrCat("tappactl-", absl::ToUnixNanos(absl::Now()))
-                             : a.event_id);
-    for (const auto& [k, v] : a.props) (*request.mutable_properties())[k] = ToValue(v);
+    request.set_event_id(
+        a.event_id.empty()
+            ? absl::StrCat("tappactl-", absl::ToUnixNanos(absl::Now()))
+            : a.event_id);
+    for (const auto& [k, v] : a.props)
+      (*request.mutable_properties())[k] = ToValue(v);
     tappa::v1::TrackEventResponse response;
-    grpc::Status s =
-        tappa::v1::JourneyService::NewStub(channel)->TrackEvent(&context, request, &response);
+    grpc::Status s = tappa::v1::JourneyService::NewStub(channel)->TrackEvent(
+        &context, request, &response);
     return Print(s, response, out, err);
   }
   if (command == "nba") {
     if (a.positional.size() != 1 || a.channel.empty() || a.placement.empty()) {
-      err << "usage: tappactl nba CONTACT --channel C --placement P [--context k=v]... "
+      err << "usage: tappactl nba CONTACT --channel C --placement P [--context "
+             "k=v]... "
              "[--limit N]\n";
       return 2;
     }
@@ -150,10 +158,12 @@ int RunClient(const std::string& command, const std::vector<std::string>& args,
     request.set_channel(a.channel);
     request.set_placement(a.placement);
     request.set_limit(a.limit);
-    for (const auto& [k, v] : a.props) (*request.mutable_context())[k] = ToValue(v);
+    for (const auto& [k, v] : a.props)
+      (*request.mutable_context())[k] = ToValue(v);
     tappa::v1::NextBestActionResponse response;
-    grpc::Status s = tappa::v1::DecisionService::NewStub(channel)->NextBestAction(
-        &context, request, &response);
+    grpc::Status s =
+        tappa::v1::DecisionService::NewStub(channel)->NextBestAction(
+            &context, request, &response);
     return Print(s, response, out, err);
   }
   if (command == "contact" || command == "forget") {
@@ -166,12 +176,14 @@ int RunClient(const std::string& command, const std::vector<std::string>& args,
       tappa::v1::GetContactRequest request;
       request.set_contact_id(a.positional[0]);
       tappa::v1::GetContactResponse response;
-      return Print(stub->GetContact(&context, request, &response), response, out, err);
+      return Print(stub->GetContact(&context, request, &response), response,
+                   out, err);
     }
     tappa::v1::DeleteContactRequest request;
     request.set_contact_id(a.positional[0]);
     tappa::v1::DeleteContactResponse response;
-    return Print(stub->DeleteContact(&context, request, &response), response, out, err);
+    return Print(stub->DeleteContact(&context, request, &response), response,
+                 out, err);
   }
   err << "tappactl: unknown command " << command << "\n";
   return 2;

@@ -34,7 +34,8 @@ json EvaluateLine(const std::string& line) {
   cel::CompileOptions options;
   if (auto it = input.find("disable_macros"); it != input.end()) {
     if (!it->is_boolean()) {
-      return {{"error", "malformed input line: \"disable_macros\" must be a bool"}};
+      return {
+          {"error", "malformed input line: \"disable_macros\" must be a bool"}};
     }
     options.parse.enable_macros = !it->get<bool>();
   }
@@ -44,12 +45,14 @@ json EvaluateLine(const std::string& line) {
   std::vector<cel::Value> values;
   if (auto it = input.find("bindings"); it != input.end() && !it->is_null()) {
     if (!it->is_object()) {
-      return {{"error", "malformed input line: \"bindings\" must be an object"}};
+      return {
+          {"error", "malformed input line: \"bindings\" must be an object"}};
     }
     for (const auto& [name, value_json] : it->items()) {
       absl::StatusOr<cel::Value> value =
           cel::ValueFromJson(value_json, absl::StrCat("bindings.", name));
-      if (!value.ok()) return {{"error", std::string(value.status().message())}};
+      if (!value.ok())
+        return {{"error", std::string(value.status().message())}};
       int index = env.DeclareVariable(name, cel::Type::Dyn());
       if (index >= static_cast<int>(values.size())) values.resize(index + 1);
       values[index] = *std::move(value);
@@ -59,12 +62,14 @@ json EvaluateLine(const std::string& line) {
   std::string source = expr_it->get<std::string>();
   cel::CompileResult compiled = cel::Compile(source, env, options);
   if (!compiled.ok()) {
-    return {{"error", std::string(cel::IssuesToStatus(compiled.issues).message())}};
+    return {
+        {"error", std::string(cel::IssuesToStatus(compiled.issues).message())}};
   }
   cel::Value result = compiled.program->Evaluate(values);
   if (result.IsError()) return {{"error", std::string(result.error_message())}};
   absl::StatusOr<json> encoded = cel::ValueToJson(result);
-  if (!encoded.ok()) return {{"error", std::string(encoded.status().message())}};
+  if (!encoded.ok())
+    return {{"error", std::string(encoded.status().message())}};
   return {{"value", *std::move(encoded)}};
 }
 

@@ -34,7 +34,8 @@ commands:
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" ||
+      args[0] == "help") {
     std::cout << kUsage;
     return args.empty() ? 2 : 0;
   }
@@ -45,14 +46,16 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "track" || args[0] == "nba" || args[0] == "contact" ||
       args[0] == "forget") {
-    return tappa::tappactl::RunClient(args[0], {args.begin() + 1, args.end()}, std::cout,
-                                      std::cerr);
+    return tappa::tappactl::RunClient(args[0], {args.begin() + 1, args.end()},
+                                      std::cout, std::cerr);
   }
   if (args[0] == "rules" && args.size() >= 2) {
     std::vector<std::string> rest(args.begin() + 2, args.end());
-    if (args[1] == "check") return tappa::tappactl::RunRulesCheck(rest, std::cout, std::cerr);
+    if (args[1] == "check")
+      return tappa::tappactl::RunRulesCheck(rest, std::cout, std::cerr);
     if (args[1] == "eval") {
-      return tappa::tappactl::RunRulesEval(rest, std::cin, std::cout, std::cerr);
+      return tappa::tappactl::RunRulesEval(rest, std::cin, std::cout,
+                                           std::cerr);
     }
   }
   std::cerr << "tappactl: unknown command\n" << kUsage;

@@ -27,7 +27,8 @@ struct EvalFlags {
 
 // Parses `RULESET --placement P [--now T] [--limit N] [--explain]`; returns
 // an error message or "".
-std::string ParseEvalFlags(const std::vector<std::string>& args, EvalFlags* flags) {
+std::string ParseEvalFlags(const std::vector<std::string>& args,
+                           EvalFlags* flags) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     auto value = [&](std::string* out) {
@@ -44,7 +45,8 @@ std::string ParseEvalFlags(const std::vector<std::string>& args, EvalFlags* flag
       if (!t.ok()) return absl::StrCat("--now: ", t.status().message());
       flags->now = ruleset::FromCelTimestamp(*t);
     } else if (arg == "--limit") {
-      if (!value(&v) || !absl::SimpleAtoi(v, &flags->limit) || flags->limit < 0) {
+      if (!value(&v) || !absl::SimpleAtoi(v, &flags->limit) ||
+          flags->limit < 0) {
         return "--limit needs a non-negative integer";
       }
     } else if (arg == "--explain") {
@@ -92,8 +94,10 @@ json EvalLine(const ruleset::Decider& decider, const EvalFlags& flags,
       if (key == "placement") placement_id = value.get<std::string>();
       if (key == "channel") channel = value.get<std::string>();
       if (key == "now") {
-        absl::StatusOr<cel::Timestamp> t = cel::ParseTimestamp(value.get<std::string>());
-        if (!t.ok()) return {{"error", absl::StrCat("now: ", t.status().message())}};
+        absl::StatusOr<cel::Timestamp> t =
+            cel::ParseTimestamp(value.get<std::string>());
+        if (!t.ok())
+          return {{"error", absl::StrCat("now: ", t.status().message())}};
         now = ruleset::FromCelTimestamp(*t);
       }
     } else {
@@ -102,16 +106,19 @@ json EvalLine(const ruleset::Decider& decider, const EvalFlags& flags,
   }
   int placement = rs.FindPlacement(placement_id);
   if (placement < 0) {
-    return {{"error", absl::StrCat("placement: unknown placement '", placement_id, "'")}};
+    return {{"error", absl::StrCat("placement: unknown placement '",
+                                   placement_id, "'")}};
   }
   if (channel.empty()) {
     channel = rs.channels[rs.placements[placement].channel].id;
   } else if (rs.FindChannel(channel) < 0) {
-    return {{"error", absl::StrCat("channel: unknown channel '", channel, "'")}};
+    return {
+        {"error", absl::StrCat("channel: unknown channel '", channel, "'")}};
   }
   absl::StatusOr<ruleset::ContactSnapshot> snapshot =
       ruleset::ContactFromJson(rs, contact_json, now);
-  if (!snapshot.ok()) return {{"error", std::string(snapshot.status().message())}};
+  if (!snapshot.ok())
+    return {{"error", std::string(snapshot.status().message())}};
 
   ruleset::ContactBinding contact(rs, *snapshot);
   ruleset::ContextBinding context_binding(channel, placement_id, context);
@@ -137,7 +144,8 @@ json EvalLine(const ruleset::Decider& decider, const EvalFlags& flags,
   if (flags.explain) {
     json rejected = json::array();
     for (const ruleset::Rejection& r : result.rejected) {
-      rejected.push_back({{"id", rs.actions[r.action].id}, {"reason", r.reason}});
+      rejected.push_back(
+          {{"id", rs.actions[r.action].id}, {"reason", r.reason}});
     }
     out["rejected"] = std::move(rejected);
   }
@@ -165,9 +173,10 @@ int RunRulesCheck(const std::vector<std::string>& args, std::ostream& out,
     }
     const ruleset::Ruleset& r = **rs;
     out << path << ": ok (version " << r.version.substr(0, 12) << ", "
-        << r.phases.size() << " phases, " << r.placements.size() << " placements, "
-        << r.actions.size() << " actions, " << r.transitions.size()
-        << " transitions, " << r.follow_ups.size() << " follow-ups)\n";
+        << r.phases.size() << " phases, " << r.placements.size()
+        << " placements, " << r.actions.size() << " actions, "
+        << r.transitions.size() << " transitions, " << r.follow_ups.size()
+        << " follow-ups)\n";
   }
   return failures == 0 ? 0 : 1;
 }
@@ -184,19 +193,21 @@ int RunRulesEval(const std::vector<std::string>& args, std::istream& in,
   absl::StatusOr<std::shared_ptr<const ruleset::Ruleset>> rs =
       ruleset::LoadRulesetFile(flags.ruleset_path);
   if (!rs.ok()) {
-    for (const std::string& line : ruleset::ErrorLines(rs.status())) err << line << '\n';
+    for (const std::string& line : ruleset::ErrorLines(rs.status()))
+      err << line << '\n';
     return 1;
   }
   if ((*rs)->FindPlacement(flags.placement) < 0) {
-    err << "tappactl rules eval: --placement: unknown placement '" << flags.placement
-        << "'\n";
+    err << "tappactl rules eval: --placement: unknown placement '"
+        << flags.placement << "'\n";
     return 2;
   }
-  std::shared_ptr<const ruleset::Decider> decider = ruleset::Decider::Create(*rs);
+  std::shared_ptr<const ruleset::Decider> decider =
+      ruleset::Decider::Create(*rs);
   std::string line;
   while (std::getline(in, line)) {
-    out << EvalLine(*decider, flags, line).dump(-1, ' ', false,
-                                                 json::error_handler_t::replace)
+    out << EvalLine(*decider, flags, line)
+               .dump(-1, ' ', false, json::error_handler_t::replace)
         << '\n';
     out.flush();
   }

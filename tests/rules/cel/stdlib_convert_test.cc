@@ -318,8 +318,7 @@ TEST(ToDurationTest, All) {
   ASSERT_TRUE(d.IsDuration());
   EXPECT_EQ(d.duration_value(), (Duration{5400, 0}));
   // conformance duration_range/from_string_over and _under.
-  EXPECT_TRUE(
-      IsError(ToDuration(S("320000000000s")), "duration out of range"));
+  EXPECT_TRUE(IsError(ToDuration(S("320000000000s")), "duration out of range"));
   EXPECT_TRUE(
       IsError(ToDuration(S("-320000000000s")), "duration out of range"));
   // CEL's range is int64 nanoseconds (cel-go), inclusive at both ends.
@@ -329,12 +328,11 @@ TEST(ToDurationTest, All) {
   d = ToDuration(S("-9223372036.854775808s"));
   ASSERT_TRUE(d.IsDuration());
   EXPECT_EQ(d.duration_value(), (Duration{-9223372036, -854775808}));
-  EXPECT_TRUE(IsError(ToDuration(S("9223372036854775808ns")),
-                      "duration out of range"));
+  EXPECT_TRUE(
+      IsError(ToDuration(S("9223372036854775808ns")), "duration out of range"));
   EXPECT_TRUE(IsError(ToDuration(S("-9223372036.854775809s")),
                       "duration out of range"));
-  EXPECT_TRUE(
-      IsError(ToDuration(S("315576000000s")), "duration out of range"));
+  EXPECT_TRUE(IsError(ToDuration(S("315576000000s")), "duration out of range"));
   EXPECT_TRUE(IsError(ToDuration(S("1d")), "unknown unit"));
   EXPECT_TRUE(IsError(ToDuration(Value::Int(1)),
                       "no matching overload for 'duration'"));

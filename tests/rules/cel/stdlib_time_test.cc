@@ -168,9 +168,8 @@ TEST(ParseDurationTest, Invalid) {
         "9223372036854775808ns", "-9223372036854775809ns",
         "9223372036.854775808s", "-9223372036.854775809s", "9223372037s",
         "-9223372037s", "2562047h47m16.854775808s", "2562048h",
-        "9223372036854775807ns1ns", "-9223372036854775808ns1ns",
-        "153722868m", "87660001h",
-        "99999999999999999999999999999999999999999h"}) {
+        "9223372036854775807ns1ns", "-9223372036854775808ns1ns", "153722868m",
+        "87660001h", "99999999999999999999999999999999999999999h"}) {
     absl::StatusOr<Duration> d = ParseDuration(out);
     EXPECT_EQ(d.status().code(), absl::StatusCode::kOutOfRange) << out;
     EXPECT_NE(d.status().message().find("duration out of range"),
@@ -253,10 +252,10 @@ TEST(TimeArithmeticTest, RangeErrors) {
       IsErrorWith(AddDurations(D("-5000000000s"), D("-5000000000s")), kDur));
   EXPECT_TRUE(
       IsErrorWith(AddDurations(D("5000000000s"), D("5000000000s")), kDur));
-  EXPECT_TRUE(
-      IsErrorWith(SubtractDurations(D("-5000000000s"), D("5000000000s")), kDur));
-  EXPECT_TRUE(
-      IsErrorWith(SubtractDurations(D("5000000000s"), D("-5000000000s")), kDur));
+  EXPECT_TRUE(IsErrorWith(
+      SubtractDurations(D("-5000000000s"), D("5000000000s")), kDur));
+  EXPECT_TRUE(IsErrorWith(
+      SubtractDurations(D("5000000000s"), D("-5000000000s")), kDur));
   // Hand-built values outside every range still give errors, never UB.
   EXPECT_TRUE(
       IsErrorWith(AddDurations({INT64_MAX, 999999999}, {INT64_MAX, 0}), kDur));
@@ -309,12 +308,12 @@ TEST(TimeArithmeticTest, DurationBounds) {
       SubtractTimestamps(T("1677-09-21T00:12:43.145224191Z"), epoch), kDur));
   // conformance timestamp_range/sub_time_duration_over and _under: the span
   // of all valid timestamps (about 9999 years) is no duration.
-  EXPECT_TRUE(IsErrorWith(SubtractTimestamps(T("9999-12-31T23:59:59Z"),
-                                             T("0001-01-01T00:00:00Z")),
-                          kDur));
-  EXPECT_TRUE(IsErrorWith(SubtractTimestamps(T("0001-01-01T00:00:00Z"),
-                                             T("9999-12-31T23:59:59Z")),
-                          kDur));
+  EXPECT_TRUE(IsErrorWith(
+      SubtractTimestamps(T("9999-12-31T23:59:59Z"), T("0001-01-01T00:00:00Z")),
+      kDur));
+  EXPECT_TRUE(IsErrorWith(
+      SubtractTimestamps(T("0001-01-01T00:00:00Z"), T("9999-12-31T23:59:59Z")),
+      kDur));
   // Adding an extreme duration to a timestamp is fine while the timestamp
   // stays in range.
   v = AddTimestampDuration(epoch, max);

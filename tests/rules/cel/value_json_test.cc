@@ -247,8 +247,8 @@ TEST(ValueFromJsonTest, ObjectsInProtobufForm) {
                 "2009-02-13T23:31:30Z"},
        }) {
     json in = {{"objectValue",
-                {{"@type", absl::StrCat("type.googleapis.com/google.protobuf.",
-                                        c.type)},
+                {{"@type",
+                  absl::StrCat("type.googleapis.com/google.protobuf.", c.type)},
                  {"value", c.in}}}};
     absl::StatusOr<Value> v = ValueFromJson(in);
     ASSERT_TRUE(v.ok()) << c.in << ": " << v.status();
@@ -424,8 +424,8 @@ TEST(ValueFromJsonTest, ObjectErrors) {
             0u)
       << range;
   // CEL's range is int64 nanoseconds: one past either end is refused.
-  for (const char* text : {"9223372036.854775808s", "-9223372036.854775809s",
-                           "315576000000s"}) {
+  for (const char* text :
+       {"9223372036.854775808s", "-9223372036.854775809s", "315576000000s"}) {
     json j = {{"objectValue",
                {{"@type", "type.googleapis.com/google.protobuf.Duration"},
                 {"value", text}}}};

@@ -79,7 +79,8 @@ TEST(VectorMapTest, HeterogeneousNumericKeysFindTheSameEntry) {
 TEST(VectorMapTest, LargeMapsUseTheIndex) {
   VectorMap map;
   for (int i = 0; i < 1000; ++i) {
-    ASSERT_TRUE(map.Insert(Value::String("k" + std::to_string(i)), Value::Int(i)).ok());
+    ASSERT_TRUE(
+        map.Insert(Value::String("k" + std::to_string(i)), Value::Int(i)).ok());
   }
   ASSERT_TRUE(map.Insert(Value::Int(-5), Value::Int(-5)).ok());
   Value out;

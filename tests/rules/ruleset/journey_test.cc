@@ -44,8 +44,8 @@ class JourneyTest : public ::testing::Test {
     rs_ = *rs;
   }
 
-  EventOutcome Apply(absl::string_view type, absl::Time now, bool is_new = false,
-                     absl::string_view channel = "web") {
+  EventOutcome Apply(absl::string_view type, absl::Time now,
+                     bool is_new = false, absl::string_view channel = "web") {
     Event e;
     e.id = "e";
     e.type = std::string(type);
@@ -83,7 +83,8 @@ TEST_F(JourneyTest, CountingRuleSeesThisEventCounted) {
   EXPECT_TRUE(third.phase_changed);
   EXPECT_EQ(contact_.phase, Phase("consideration"));
   EXPECT_EQ(contact_.counts[rs_->FindCounter("product_view_7d")], 3);
-  EXPECT_THAT(third.counters_incremented, ElementsAre(rs_->FindCounter("product_view_7d")));
+  EXPECT_THAT(third.counters_incremented,
+              ElementsAre(rs_->FindCounter("product_view_7d")));
 }
 
 TEST_F(JourneyTest, WindowedCountersForgetOldEvents) {

@@ -13,7 +13,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::unique_ptr<RedisClient> StartClient(int port, const std::string& password = "") {
+std::unique_ptr<RedisClient> StartClient(int port,
+                                         const std::string& password = "") {
   RedisClient::Options options;
   options.endpoint.host = "127.0.0.1";
   options.endpoint.port = port;
@@ -25,9 +26,9 @@ std::unique_ptr<RedisClient> StartClient(int port, const std::string& password =
   return std::move(*client);
 }
 
-absl::StatusOr<std::vector<RedisReply>> PipelineSync(RedisClient& client,
-                                                     std::vector<std::vector<std::string>> cmds,
-                                                     absl::Duration timeout) {
+absl::StatusOr<std::vector<RedisReply>> PipelineSync(
+    RedisClient& client, std::vector<std::vector<std::string>> cmds,
+    absl::Duration timeout) {
   absl::Notification done;
   absl::StatusOr<std::vector<RedisReply>> result;
   client.Pipeline(std::move(cmds), absl::Now() + timeout,
@@ -49,7 +50,10 @@ TEST(RedisClientTest, CommandsAndPipelinesGetTheirReplies) {
   ASSERT_TRUE(set.ok()) << set.status();
   EXPECT_EQ(set->type, RedisReply::Type::kStatus);
   auto replies = PipelineSync(*client,
-                              {{"GET", "k"}, {"INCR", "n"}, {"HGETALL", "none"}, {"GET", "none"},
+                              {{"GET", "k"},
+                               {"INCR", "n"},
+                               {"HGETALL", "none"},
+                               {"GET", "none"},
                                {"LPUSH", "k", "x"}},
                               absl::Seconds(5));
   ASSERT_TRUE(replies.ok()) << replies.status();
@@ -96,7 +100,8 @@ TEST(RedisClientTest, FailsFastWhileDownAndReconnectsByItself) {
   absl::Time start = absl::Now();
   auto down = RedisCommandSync(*client, {"PING"}, absl::Seconds(5));
   EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_LT(absl::Now() - start, absl::Seconds(1));  // fail fast, not at the deadline
+  EXPECT_LT(absl::Now() - start,
+            absl::Seconds(1));  // fail fast, not at the deadline
 
   ASSERT_TRUE((*redis)->Restart().ok());
   ASSERT_TRUE(client->WaitConnected(absl::Seconds(5))) << client->last_error();
@@ -108,7 +113,9 @@ TEST(RedisClientTest, RefusedAuthenticationIsAClearErrorWithoutThePassword) {
   auto redis = testing::RedisProcess::Start();
   ASSERT_TRUE(redis.ok()) << redis.status();
   // Set after start: the fixture's own connection stays authenticated.
-  ASSERT_TRUE((*redis)->Command({"CONFIG", "SET", "requirepass", "right-password"}).ok());
+  ASSERT_TRUE((*redis)
+                  ->Command({"CONFIG", "SET", "requirepass", "right-password"})
+                  .ok());
   auto wrong = StartClient((*redis)->port(), "wrong-password");
   EXPECT_FALSE(wrong->WaitConnected(absl::Milliseconds(500)));
   EXPECT_THAT(std::string(wrong->last_error().message()),

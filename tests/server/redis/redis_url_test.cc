@@ -43,11 +43,13 @@ TEST(RedisUrlTest, UnixSockets) {
 }
 
 TEST(RedisUrlTest, ErrorsNameThePartAndHideThePassword) {
-  for (const char* bad : {"http://x", "redis://", "redis://h:0", "redis://h:70000",
-                          "redis://h:p", "redis://h/x", "unix://relative", "redis://[::1"}) {
+  for (const char* bad :
+       {"http://x", "redis://", "redis://h:0", "redis://h:70000", "redis://h:p",
+        "redis://h/x", "unix://relative", "redis://[::1"}) {
     auto ep = ParseRedisUrl(bad);
     EXPECT_FALSE(ep.ok()) << bad;
-    EXPECT_THAT(std::string(ep.status().message()), HasSubstr("redis_url:")) << bad;
+    EXPECT_THAT(std::string(ep.status().message()), HasSubstr("redis_url:"))
+        << bad;
   }
   auto ep = ParseRedisUrl("redis://u:topsecret@h:99999");
   EXPECT_THAT(std::string(ep.status().message()), Not(HasSubstr("topsecret")));

@@ -53,13 +53,15 @@ TEST(ContactCodecTest, RoundTripsEveryPart) {
   c.rolling.resize(2);
   int64_t today = ruleset::BucketOf(now, absl::Hours(24));
   c.rolling[0] = {today - 1, {2, 3}};
-  c.attrs = {{"country", cel::Value::String("IT")}, {"age", cel::Value::Int(34)},
+  c.attrs = {{"country", cel::Value::String("IT")},
+             {"age", cel::Value::Int(34)},
              {"vip", cel::Value::Bool(true)}};
   c.consents = {{"email", true}, {"web", false}};
   c.nps = ruleset::CxScore{9, now - absl::Hours(3)};
 
   FieldMap fields = EncodeContact(**rs, c);
-  absl::StatusOr<DecodedContact> d = DecodeContact(**rs, "ada", HashReply(fields, 7), now);
+  absl::StatusOr<DecodedContact> d =
+      DecodeContact(**rs, "ada", HashReply(fields, 7), now);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_TRUE(d->exists);
   EXPECT_EQ(d->version, 7);
@@ -87,9 +89,10 @@ TEST(ContactCodecTest, EmptyHashIsANewContactAndUnknownFieldsAreIgnored) {
   EXPECT_EQ(d->snapshot.phase, (*rs)->initial_phase);
 
   // A ruleset that dropped a phase, a counter and a channel still reads it.
-  auto old = DecodeContact(**rs, "x",
-                           HashReply({{"p", "gone"}, {"n:old_counter", "3"}, {"l:fax", "1"}}, 1),
-                           absl::Now());
+  auto old = DecodeContact(
+      **rs, "x",
+      HashReply({{"p", "gone"}, {"n:old_counter", "3"}, {"l:fax", "1"}}, 1),
+      absl::Now());
   ASSERT_TRUE(old.ok());
   EXPECT_EQ(old->snapshot.phase, (*rs)->initial_phase);
   EXPECT_TRUE(old->snapshot.last_seen_by_channel.empty());
@@ -115,8 +118,8 @@ TEST(ContactCodecTest, WindowedCountersAreStoredSparsely) {
 TEST(ContactCodecTest, DiffSetsChangedAndRemovesGoneFields) {
   std::vector<std::pair<std::string, std::string>> set;
   std::vector<std::string> remove;
-  DiffFields({{"a", "1"}, {"b", "2"}, {"c", "3"}}, {{"a", "1"}, {"b", "9"}, {"d", "4"}}, &set,
-             &remove);
+  DiffFields({{"a", "1"}, {"b", "2"}, {"c", "3"}},
+             {{"a", "1"}, {"b", "9"}, {"d", "4"}}, &set, &remove);
   EXPECT_THAT(set, ::testing::UnorderedElementsAre(std::make_pair("b", "9"),
                                                    std::make_pair("d", "4")));
   EXPECT_THAT(remove, ::testing::ElementsAre("c"));
@@ -125,7 +128,8 @@ TEST(ContactCodecTest, DiffSetsChangedAndRemovesGoneFields) {
 TEST(ContactStoreKeysTest, EveryKeyOfAContactSharesItsShardTag) {
   EXPECT_EQ(ShardOf("ada", 1024), ShardOf("ada", 1024));
   // FNV-1a 64 of "ada" is fixed: the shard never depends on the process.
-  EXPECT_EQ(ShardOf("", 1024), static_cast<int>(14695981039346656037ull % 1024));
+  EXPECT_EQ(ShardOf("", 1024),
+            static_cast<int>(14695981039346656037ull % 1024));
   ContactStore store(nullptr, 1024);
   ContactKeys keys = store.KeysFor("ada");
   std::string tag = keys.contact.substr(0, keys.contact.find('}') + 1);
@@ -137,8 +141,9 @@ TEST(ContactStoreKeysTest, EveryKeyOfAContactSharesItsShardTag) {
 TEST(EventRecordTest, RoundTripCompactly) {
   auto rs = ruleset::LoadRulesetFromString(kRules, "codec.yaml");
   ASSERT_TRUE(rs.ok());
-  EventRecord r{absl::FromUnixMillis(1'800'000'000'123), absl::FromUnixMillis(1'800'000'000'000),
-                "awareness", "consideration", false};
+  EventRecord r{absl::FromUnixMillis(1'800'000'000'123),
+                absl::FromUnixMillis(1'800'000'000'000), "awareness",
+                "consideration", false};
   std::string text = EncodeEventRecord(**rs, r);
   EXPECT_LE(text.size(), 16u) << text;
   EventRecord back;
@@ -163,8 +168,13 @@ TEST(HistoryTest, PreviousPhaseComesFromTheOlderEntry) {
   std::string text;
   const char* phases[] = {"awareness", "consideration", "conversion"};
   for (int i = 0; i < 3; ++i) {  // oldest first, prepended like the script
-    HistoryEntry e{t + absl::Minutes(i), "", phases[i], t + absl::Minutes(i) - absl::Seconds(3),
-                   "evt", "web", i == 1 ? "web.home" : ""};
+    HistoryEntry e{t + absl::Minutes(i),
+                   "",
+                   phases[i],
+                   t + absl::Minutes(i) - absl::Seconds(3),
+                   "evt",
+                   "web",
+                   i == 1 ? "web.home" : ""};
     text = text.empty() ? EncodeHistory(e) : EncodeHistory(e) + "\n" + text;
   }
   std::vector<HistoryEntry> all = DecodeHistory(text, 50);
