@@ -125,7 +125,10 @@ TEST(RetailExample, Loads) {
   int views = r.FindCounter("product_view_7d");
   ASSERT_GE(views, 0);
   EXPECT_EQ(*r.counters[views].window, absl::Hours(24 * 7));
-  EXPECT_EQ(r.counters[views].bucket, absl::Hours(1));
+  EXPECT_EQ(r.counters[views].bucket, absl::Hours(24));
+  int carts = r.FindCounter("cart_add_7d");  // no `bucket:`: the default
+  ASSERT_GE(carts, 0);
+  EXPECT_EQ(r.counters[carts].bucket, absl::Hours(1));
   int purchases = r.FindCounter("purchases");
   EXPECT_FALSE(r.counters[purchases].window.has_value());
 
