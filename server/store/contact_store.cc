@@ -117,7 +117,7 @@ int ShardOf(absl::string_view contact_id, int shards) {
 }
 
 // The idempotency field of an event id: "e:" and 8 bytes of its SHA-256
-// (collisions among one contact's events are negligible: ~1e-16 for 100 ids).
+// (collisions among one contact's events are negligible: ~1e-16 for 50 ids).
 std::string EventField(absl::string_view event_id) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(event_id.data()),

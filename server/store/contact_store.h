@@ -54,11 +54,13 @@ inline constexpr int kMaxHistory = 50;
 // Idempotency: an event id is remembered for this long...
 inline constexpr absl::Duration kIdempotencyWindow = absl::Hours(24 * 7);
 // ...and at most this many per contact (the oldest are forgotten first), so
-// the contact's hash stays small.
-inline constexpr int kMaxIdempotencyRecords = 100;
+// that even a very busy contact's hash stays under Redis' 128-field compact
+// encoding limit (a fat hash slows every HGETALL, decisions included). A
+// client retry comes long before a person produces 50 more events.
+inline constexpr int kMaxIdempotencyRecords = 50;
 // Records are pruned (expired ones dropped, then the oldest beyond the cap)
 // once this many were written since the last pruning.
-inline constexpr int kPruneIdempotencyEvery = 40;
+inline constexpr int kPruneIdempotencyEvery = 20;
 
 // Stable shard of a contact id.
 int ShardOf(absl::string_view contact_id, int shards);

@@ -10,7 +10,8 @@ namespace {
 
 // Within the histogram's promised precision (half a bucket: 1/256).
 void ExpectNear(int64_t expected, int64_t actual) {
-  EXPECT_LE(std::abs(static_cast<double>(actual - expected)), expected / 256.0 + 1)
+  EXPECT_LE(std::abs(static_cast<double>(actual - expected)),
+            expected / 256.0 + 1)
       << "expected ~" << expected << ", got " << actual;
 }
 
@@ -38,7 +39,7 @@ TEST(LatencyHistogramTest, PercentilesOfAUniformRangeKeepOnePercentPrecision) {
 TEST(LatencyHistogramTest, SmallValuesAreExactAndHugeOnesClampButKeepMax) {
   LatencyHistogram h;
   h.Record(7);
-  h.Record(-5);  // counts as 0
+  h.Record(-5);                                 // counts as 0
   h.Record(int64_t{100} * 1000 * 1000 * 1000);  // 100 s, beyond the range
   EXPECT_EQ(h.Percentile(1), 0);
   EXPECT_EQ(h.Percentile(50), 7);
@@ -56,7 +57,8 @@ TEST(LatencyHistogramTest, MergeEqualsRecordingEverythingInOne) {
   EXPECT_EQ(a.count(), all.count());
   EXPECT_EQ(a.min(), all.min());
   EXPECT_EQ(a.max(), all.max());
-  for (double p : {1.0, 50.0, 99.0, 99.9}) EXPECT_EQ(a.Percentile(p), all.Percentile(p));
+  for (double p : {1.0, 50.0, 99.0, 99.9})
+    EXPECT_EQ(a.Percentile(p), all.Percentile(p));
   a.Reset();
   EXPECT_EQ(a.count(), 0u);
 }

@@ -17,7 +17,8 @@
 namespace tappa::testing {
 namespace {
 
-const std::string kRules = std::string(TAPPA_SOURCE_DIR) + "/rules/examples/generated_1000.yaml";
+const std::string kRules =
+    std::string(TAPPA_SOURCE_DIR) + "/rules/examples/generated_1000.yaml";
 
 // Runs `argv` with stdout and stderr to `log`; its exit status, or -1 when
 // it could not run or was killed.
@@ -27,7 +28,8 @@ int RunProgram(const std::vector<std::string>& argv, const std::string& log) {
     FILE* out = freopen(log.c_str(), "w", stdout);
     if (out == nullptr || dup2(fileno(stdout), 2) < 0) _exit(126);
     std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
@@ -49,18 +51,22 @@ TEST(LoadgenSmokeTest, WebScenarioRunsWithoutErrors) {
   ServerProcess::Options options;
   options.rules_path = kRules;
   options.redis_url = (*redis)->url();
-  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(options);
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+      ServerProcess::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
 
   TempDir dir("tappa-loadgen-smoke");
   const std::string json = dir.path() + "/web.json";
   const std::string log = dir.path() + "/loadgen.log";
-  int status = RunProgram({TAPPA_LOADGEN_PATH, "--target=" + (*server)->grpc_address(),
-                    "--rules=" + kRules, "--scenario=web", "--mode=open", "--rate=200",
-                    "--contacts=200", "--preload", "--batch=100", "--duration=1s",
-                    "--warmup=200ms", "--connections=2", "--json=" + json, "--progress=false"},
-                   log);
-  ASSERT_EQ(status, 0) << ReadAll(log) << "\n---- tappa-server log ----\n" << (*server)->Log();
+  int status =
+      RunProgram({TAPPA_LOADGEN_PATH, "--target=" + (*server)->grpc_address(),
+                  "--rules=" + kRules, "--scenario=web", "--mode=open",
+                  "--rate=200", "--contacts=200", "--preload", "--batch=100",
+                  "--duration=1s", "--warmup=200ms", "--connections=2",
+                  "--json=" + json, "--progress=false"},
+                 log);
+  ASSERT_EQ(status, 0) << ReadAll(log) << "\n---- tappa-server log ----\n"
+                       << (*server)->Log();
 
   nlohmann::json result = nlohmann::json::parse(ReadAll(json), nullptr, false);
   ASSERT_FALSE(result.is_discarded()) << ReadAll(json);
