@@ -1,5 +1,6 @@
 #include "rules/cel/value.h"
 
+#include <charconv>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -52,15 +53,10 @@ void AppendDebug(const Value& v, std::string* out) {
       } else if (std::isinf(d)) {
         out->append(d > 0 ? "double(\"Infinity\")" : "double(\"-Infinity\")");
       } else {
-        std::string s = absl::StrFormat("%.17g", d);
-        // Prefer the shortest form that round-trips.
-        for (int precision = 1; precision <= 17; ++precision) {
-          std::string candidate = absl::StrFormat("%.*g", precision, d);
-          if (std::stod(candidate) == d) {
-            s = candidate;
-            break;
-          }
-        }
+        // The shortest text that reads back as the same double.
+        char buf[64];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), d);
+        std::string s(buf, ec == std::errc() ? end : buf);
         if (s.find_first_of(".eEn") == std::string::npos) s.append(".0");
         out->append(s);
       }

@@ -185,13 +185,14 @@ ContactBinding::ContactBinding(const Ruleset& ruleset,
 ContextBinding::ContextBinding(
     absl::string_view channel, absl::string_view placement,
     const std::vector<std::pair<std::string, cel::Value>>& entries) {
-  map_.Insert(Value::BorrowedString("channel"), Value::String(channel))
+  map_.Insert(Value::BorrowedString("channel"), Value::BorrowedString(channel))
       .IgnoreError();
-  map_.Insert(Value::BorrowedString("placement"), Value::String(placement))
+  map_.Insert(Value::BorrowedString("placement"),
+              Value::BorrowedString(placement))
       .IgnoreError();
   for (const auto& [name, value] : entries) {
     if (name == "channel" || name == "placement") continue;
-    map_.Insert(Value::String(name), value).IgnoreError();
+    map_.Insert(Value::BorrowedString(name), value).IgnoreError();
   }
 }
 

@@ -129,8 +129,9 @@ class ContactBinding {
 };
 
 // The `context` binding of one request: `entries` plus "channel" and
-// "placement" (which win over entries of the same name). Values must own
-// their data.
+// "placement" (which win over entries of the same name). Borrows `channel`,
+// `placement` and the entries' names and values (no copies on the request
+// path): all must outlive the binding and every Value taken from it.
 class ContextBinding {
  public:
   ContextBinding(

@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "rules/cel/containers.h"
+#include "rules/ruleset/contact.h"
 #include "rules/ruleset/scalar_positions.h"
 #include "rules/ruleset/yaml_document.h"
 
@@ -395,8 +396,10 @@ class Loader {
                  bool allow_count_on, Limit* out);
   bool ReadLimits(const Entry& e, absl::string_view what,
                   std::vector<Limit>* out);
-  bool ToJson(const Node& node, int depth, nlohmann::json* out);
-  bool ToValue(const Node& node, int depth, cel::Value* out);
+  // `what` names the key in messages ("content", "constants").
+  bool ToJson(const Node& node, int depth, absl::string_view what,
+              nlohmann::json* out);
+  bool ToValue(const Node& node, cel::Value* out);
 
   // A did-you-mean for CEL's "undeclared reference to 'x'" and "undefined
   // field 'x' on type 't'" messages, from the names the context declares.
@@ -850,23 +853,24 @@ bool Loader::ReadLimits(const Entry& e, absl::string_view what,
   return ok;
 }
 
-bool Loader::ToJson(const Node& node, int depth, nlohmann::json* out) {
+bool Loader::ToJson(const Node& node, int depth, absl::string_view what,
+                    nlohmann::json* out) {
   if (depth > kMaxYamlDepth) return false;  // CheckTree already reported it
   if (node.IsMap()) {
     *out = nlohmann::json::object();
     for (auto it = node.begin(); it != node.end(); ++it) {
       if (!it->first.IsScalar()) {
-        Error(Loc(it->first), "content: keys must be strings");
+        Error(Loc(it->first), absl::StrCat(what, ": keys must be strings"));
         return false;
       }
       const std::string& key = it->first.Scalar();
       if (out->contains(key)) {
         Error(Loc(it->first),
-              absl::StrCat("content: duplicate key ", Quote(key)));
+              absl::StrCat(what, ": duplicate key ", Quote(key)));
         return false;
       }
       nlohmann::json value;
-      if (!ToJson(it->second, depth + 1, &value)) return false;
+      if (!ToJson(it->second, depth + 1, what, &value)) return false;
       (*out)[key] = std::move(value);
     }
     return true;
@@ -875,7 +879,7 @@ bool Loader::ToJson(const Node& node, int depth, nlohmann::json* out) {
     *out = nlohmann::json::array();
     for (auto it = node.begin(); it != node.end(); ++it) {
       nlohmann::json value;
-      if (!ToJson(*it, depth + 1, &value)) return false;
+      if (!ToJson(*it, depth + 1, what, &value)) return false;
       out->push_back(std::move(value));
     }
     return true;
@@ -912,68 +916,12 @@ bool Loader::ToJson(const Node& node, int depth, nlohmann::json* out) {
   return true;
 }
 
-bool Loader::ToValue(const Node& node, int depth, cel::Value* out) {
-  if (depth > kMaxYamlDepth) return false;
-  if (node.IsMap()) {
-    auto* map = new cel::VectorMap();
-    cel::Value holder = cel::Value::OwnedMap(map);  // frees map on failure
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      if (!it->first.IsScalar()) {
-        Error(Loc(it->first), "constants: keys must be strings");
-        return false;
-      }
-      cel::Value value;
-      if (!ToValue(it->second, depth + 1, &value)) return false;
-      absl::Status s =
-          map->Insert(cel::Value::String(it->first.Scalar()), std::move(value));
-      if (!s.ok()) {
-        Error(Loc(it->first), absl::StrCat("constants: duplicate key ",
-                                           Quote(it->first.Scalar())));
-        return false;
-      }
-    }
-    *out = std::move(holder);
-    return true;
-  }
-  if (node.IsSequence()) {
-    std::vector<cel::Value> elements;
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      cel::Value value;
-      if (!ToValue(*it, depth + 1, &value)) return false;
-      elements.push_back(std::move(value));
-    }
-    *out = cel::Value::OwnedList(new cel::VectorList(std::move(elements)));
-    return true;
-  }
-  if (node.IsNull()) {
-    *out = cel::Value::Null();
-    return true;
-  }
-  const std::string& s = node.Scalar();
-  if (!IsPlain(node)) {
-    *out = cel::Value::String(s);
-    return true;
-  }
-  int64_t i = 0;
-  double d = 0;
-  bool b = false;
-  switch (ClassifyPlain(s, &i, &d, &b)) {
-    case PlainKind::kNull:
-      *out = cel::Value::Null();
-      break;
-    case PlainKind::kBool:
-      *out = cel::Value::Bool(b);
-      break;
-    case PlainKind::kInt:
-      *out = cel::Value::Int(i);
-      break;
-    case PlainKind::kDouble:
-      *out = cel::Value::Double(d);
-      break;
-    case PlainKind::kString:
-      *out = cel::Value::String(s);
-      break;
-  }
+bool Loader::ToValue(const Node& node, cel::Value* out) {
+  // Constants take the same YAML values as content; only their CEL form
+  // differs, so convert through JSON (PlainJsonToValue owns the result).
+  nlohmann::json json;
+  if (!ToJson(node, 0, "constants", &json)) return false;
+  *out = PlainJsonToValue(json);
   return true;
 }
 
@@ -1141,7 +1089,7 @@ void Loader::ReadConstants(const Entry& e) {
       continue;
     }
     cel::Value value;
-    if (!ToValue(it->second, 0, &value)) continue;
+    if (!ToValue(it->second, &value)) continue;
     if (Declare("constant", name, location, &constant_index_, &constant_ids_)) {
       ruleset_->constants.emplace_back(name, value.Own());
     }
@@ -1412,7 +1360,7 @@ void Loader::ReadActions(const Entry& e) {
         if (const Entry* c = f.Find("content")) {
           if (!c->value.IsMap()) {
             Error(c->location, "content: expected a mapping");
-          } else if (ToJson(c->value, 0, &a.content)) {
+          } else if (ToJson(c->value, 0, "content", &a.content)) {
             a.content_json = a.content.dump(
                 -1, ' ', false, nlohmann::json::error_handler_t::replace);
             content_bytes_ += a.content_json.size();

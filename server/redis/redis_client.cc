@@ -218,15 +218,21 @@ class RedisClient::Impl {
       Fail(r, absl::UnavailableError("Redis is not connected"));
       return;
     }
+    Send(c, r, r->deadline - now, "Redis connection failed while sending");
+  }
+
+  // Arms the request's deadline timer and writes its commands back to back
+  // on `c`; fails the request with `failure` if the context is broken (what
+  // was already sent gets null replies later).
+  void Send(Connection* c, Request* r, absl::Duration timeout,
+            absl::string_view failure) {
     r->timer = evtimer_new(base_, &Impl::OnRequestTimeout, r);
-    timeval tv = DurationToTimeval(r->deadline - now);
+    timeval tv = DurationToTimeval(timeout);
     evtimer_add(r->timer, &tv);
     r->replies.resize(r->commands.size());
     for (size_t i = 0; i < r->commands.size(); ++i) {
       if (!SendOne(c, r, i)) {
-        // The context is broken; what was sent gets null replies later.
-        Fail(r,
-             absl::UnavailableError("Redis connection failed while sending"));
+        Fail(r, absl::UnavailableError(failure));
         return;
       }
     }
@@ -429,17 +435,8 @@ class RedisClient::Impl {
       SetError(absl::OkStatus());
       owner_->connected_count_.fetch_add(1);
     };
-    r->timer = evtimer_new(base_, &Impl::OnRequestTimeout, r);
-    timeval tv = DurationToTimeval(options_.connect_timeout);
-    evtimer_add(r->timer, &tv);
-    r->replies.resize(r->commands.size());
-    for (size_t i = 0; i < r->commands.size(); ++i) {
-      if (!SendOne(c, r, i)) {
-        Fail(r, absl::UnavailableError(
-                    "Redis connection failed during handshake"));
-        return;
-      }
-    }
+    Send(c, r, options_.connect_timeout,
+         "Redis connection failed during handshake");
   }
 
   static void OnDisconnect(const redisAsyncContext* ac, int status) {

@@ -12,10 +12,6 @@ namespace {
 
 using tappa::v1::TrackEventResponse;
 
-absl::Time FromProto(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
 // A repeat of an event answers with the first delivery's outcome.
 void FillDuplicate(const EventRecord& r, TrackEventResponse* response) {
   response->clear_updated_counters();
@@ -99,7 +95,7 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
   op->event_time = op->receive_time;
   if (op->request.has_event_time()) {
     op->event_time =
-        std::clamp(FromProto(op->request.event_time()),
+        std::clamp(ProtoToTime(op->request.event_time()),
                    op->receive_time - kEventTimeTolerance, op->receive_time);
   }
   runtime_.store->LoadForEvent(

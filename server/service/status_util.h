@@ -26,6 +26,10 @@ inline google::protobuf::Timestamp TimeToProto(absl::Time t) {
   return ts;
 }
 
+inline absl::Time ProtoToTime(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
 // The deadline of a call: the client's when it set one, else `now + budget`
 // (gRPC reports "no deadline" as a time in the far future).
 inline absl::Time CallDeadline(const grpc::CallbackServerContext* context,
