@@ -143,11 +143,19 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
         weight *= rs.context_weights[i].weight;
       }
     }
-    double score = action.propensity * weight * action.value * action.lever;
+    double propensity = action.propensity;
+    if (action.adaptive.has_value()) {
+      propensity = options.propensities != nullptr
+                       ? options.propensities->Propensity(a, placement, phase)
+                       : action.adaptive->prior_successes /
+                             (action.adaptive->prior_successes +
+                              action.adaptive->prior_failures);
+    }
+    double score = propensity * weight * action.value * action.lever;
     if (where.ranking.has_value()) {
       // Ranking context = condition context + action, propensity, weight.
       vars[kRankingSlots.action] = action_values_[a];
-      vars[kRankingSlots.propensity] = Value::Double(action.propensity);
+      vars[kRankingSlots.propensity] = Value::Double(propensity);
       vars[kRankingSlots.context_weight] = Value::Double(weight);
       Value s = where.ranking->program->Evaluate(
           absl::MakeConstSpan(vars, kRankingVariableCount));

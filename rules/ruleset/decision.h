@@ -55,11 +55,25 @@ struct DecisionResult {
   std::vector<Rejection> rejected;
 };
 
+// Where adaptive actions get their propensity for one decision: a Thompson
+// sample of their posterior (adaptive.h). Called once per eligible adaptive
+// action per decision, from the deciding thread only.
+class PropensitySource {
+ public:
+  virtual ~PropensitySource() = default;
+  // The propensity in [0, 1] to rank adaptive `action` with on `placement`
+  // for a contact in `phase`.
+  virtual double Propensity(int action, int placement, int phase) const = 0;
+};
+
 struct DecisionOptions {
   // At most this many actions (after the placement's own max_results);
   // 0 = the placement's max_results, or 1 when it has none.
   int limit = 0;
   bool explain = false;
+  // Propensities of adaptive actions; when null they rank with their prior
+  // mean, prior_successes / (prior_successes + prior_failures).
+  const PropensitySource* propensities = nullptr;
 };
 
 class Decider {
