@@ -2,17 +2,21 @@
 //  * one typical condition, evaluated against a bound contact: time and heap
 //    allocations per evaluation (target: < 150 ns, 0 allocations);
 //  * the ranked eligible set for one request over a generated ruleset of
-//    1,000 actions on 5 phases and 20 placements (target: < 5 µs).
+//    1,000 actions on 5 phases and 20 placements (target: < 5 µs);
+//  * full arbitration with contact policies, experiments and adaptive
+//    propensities on the retail example (issue: decisioning).
 // Run: build/benchmarks/decision_benchmark --benchmark_repetitions=5
 //      --benchmark_report_aggregates_only=true
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <random>
 #include <string>
 
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "rules/cel/program.h"
+#include "rules/ruleset/adaptive.h"
 #include "rules/ruleset/contact.h"
 #include "rules/ruleset/decision.h"
 #include "rules/ruleset/environment.h"
@@ -151,6 +155,67 @@ void BM_DecideWithBindings(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_DecideWithBindings);
+
+// Full arbitration as the server runs it, on the retail example: bindings,
+// contact policies over a restraint record of 40 touches (caps, consent,
+// quiet hours, cooldowns), experiment assignment (one SHA-256) and Thompson
+// samples for adaptive actions. Compare with BM_DecideWithBindings.
+void BM_DecideWithPolicies(benchmark::State& state) {
+  static const std::shared_ptr<const Ruleset>* retail = [] {
+    auto loaded = LoadRulesetFile(std::string(TAPPA_SOURCE_DIR) +
+                                  "/rules/examples/retail.yaml");
+    if (!loaded.ok()) std::abort();
+    return new std::shared_ptr<const Ruleset>(*loaded);
+  }();
+  const Ruleset& rs = **retail;
+  static const auto* decider =
+      new std::shared_ptr<const Decider>(Decider::Create(*retail));
+  ContactSnapshot snapshot;
+  snapshot.id = "ada@example.com";
+  snapshot.phase = rs.FindPhase("consideration");
+  snapshot.counts.assign(rs.counters.size(), 0);
+  snapshot.rolling.assign(rs.counters.size(), {});
+  snapshot.counts[rs.FindCounter("product_view_7d")] = 4;
+  snapshot.attrs = {{"timezone", cel::Value::String("Europe/Paris")},
+                    {"country", cel::Value::String("FR")}};
+  snapshot.consents = {{"email", true}};
+  absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  ContactRestraint restraint;
+  for (int i = 0; i < 40; ++i) {
+    restraint.touches.push_back(
+        {now - absl::Hours(4 * i + 1),
+         i % 3 == 0 ? Limit::CountOn::kImpression : Limit::CountOn::kServed,
+         rs.FindChannel(i % 2 == 0 ? "web" : "email"),
+         static_cast<int>(i % rs.actions.size())});
+  }
+  int placement = rs.FindPlacement("web.home_hero");
+  int channel = rs.placements[placement].channel;
+  PosteriorTable posteriors;
+  std::mt19937_64 urbg(1);
+  std::vector<std::pair<std::string, cel::Value>> entries = {
+      {"referrer", cel::Value::String("instagram")}};
+  size_t returned = 0;
+  for (auto _ : state) {
+    ContactBinding contact(rs, snapshot);
+    ContextBinding context("web", "web.home_hero", entries);
+    PolicyCheck policies(rs, channel, snapshot, restraint, now);
+    ThompsonSampler sampler(rs, posteriors, urbg);
+    DecisionOptions options;
+    options.limit = 3;
+    options.contact_id = snapshot.id;
+    options.policies = &policies;
+    options.propensities = &sampler;
+    DecisionResult r =
+        (*decider)->Decide(snapshot.phase, placement, contact.value(),
+                           context.value(), now, options);
+    returned = r.ranked.size();
+    benchmark::DoNotOptimize(r);
+  }
+  state.counters["candidates"] = static_cast<double>(
+      (*decider)->Candidates(snapshot.phase, placement).size());
+  state.counters["returned"] = static_cast<double>(returned);
+}
+BENCHMARK(BM_DecideWithPolicies);
 
 }  // namespace
 }  // namespace tappa::ruleset

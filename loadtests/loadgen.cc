@@ -14,11 +14,20 @@
 //           their wait. That is the coordinated-omission correction: a slow
 //           server cannot hide its latency by slowing the client down.
 // Scenarios (see loadtests/README.md):
-//   web     80% NextBestAction, 20% TrackEvent (the 18% TrackEvent
-//           plus the 2% of ReportOutcome, which does not exist yet)
+//   web     80% NextBestAction, 18% TrackEvent, 2% ReportOutcome
 //   nba     100% NextBestAction          track   100% TrackEvent
+//   outcome ReportOutcome, with a NextBestAction whenever no token is at hand
 //   ingest  TrackEvents batches of --batch events
 //   empty   grpc.health.v1.Health/Check: the empty-RPC floor
+// ReportOutcome needs decision tokens, and only the server can make them:
+// each worker keeps the tokens of the last NextBestAction answers it
+// received (kTokenPoolSize) and reports each one once. When a
+// ReportOutcome is due and the worker has none, a NextBestAction goes
+// instead, so the first calls of a run are all decisions and the mix
+// reaches its 2% once the first answers are back. Outcomes are 70%
+// impressions, 25% clicks, 5% conversions and no dismissals: a dismissal
+// starts cooldowns that suppress the contact's later decisions, which would
+// make NextBestAction cheaper than it is in the traffic being modelled.
 // Contacts are "c<k>", k drawn from a Zipf distribution over --contacts;
 // placements (optionally only those of --channel) and channels come from the
 // ruleset (--rules). --preload first creates every contact with an
@@ -79,7 +88,8 @@ ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
           "Measured time (0: only --preload).");
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(2),
           "Load before the measured time, not counted.");
-ABSL_FLAG(std::string, scenario, "web", "web, nba, track, ingest or empty.");
+ABSL_FLAG(std::string, scenario, "web",
+          "web, nba, track, outcome, ingest or empty.");
 ABSL_FLAG(int64_t, contacts, 100000, "Contacts c0 .. c<N-1>.");
 ABSL_FLAG(double, zipf, 0.99,
           "Zipf exponent of contact popularity (0: uniform).");
@@ -120,9 +130,17 @@ void SleepUntilNanos(int64_t t) {
 
 // ---- What is sent ----
 
-enum Kind { kNextBestAction, kTrackEvent, kTrackEvents, kHealthCheck, kKinds };
+enum Kind {
+  kNextBestAction,
+  kTrackEvent,
+  kReportOutcome,
+  kTrackEvents,
+  kHealthCheck,
+  kKinds
+};
 constexpr std::array<const char*, kKinds> kKindNames = {
-    "NextBestAction", "TrackEvent", "TrackEvents", "Health.Check"};
+    "NextBestAction", "TrackEvent", "ReportOutcome", "TrackEvents",
+    "Health.Check"};
 
 constexpr std::array<const char*, 17> kCodeNames = {"OK",
                                                     "CANCELLED",
@@ -184,14 +202,18 @@ class Workload {
     for (double& c : type_cdf_) c /= total;
   }
 
+  // The kind of the next call. kReportOutcome becomes kNextBestAction when
+  // the sender has no decision token (see the header comment).
   Kind NextKind(std::mt19937_64& rng) const {
     if (scenario_ == "nba") return kNextBestAction;
     if (scenario_ == "track") return kTrackEvent;
+    if (scenario_ == "outcome") return kReportOutcome;
     if (scenario_ == "ingest") return kTrackEvents;
     if (scenario_ == "empty") return kHealthCheck;
-    // web: 80% decisions, 20% events.
-    return std::uniform_int_distribution<int>(0, 9)(rng) < 8 ? kNextBestAction
-                                                             : kTrackEvent;
+    // web: 80% decisions, 18% events, 2% outcomes.
+    int u = std::uniform_int_distribution<int>(0, 99)(rng);
+    if (u < 80) return kNextBestAction;
+    return u < 98 ? kTrackEvent : kReportOutcome;
   }
 
   void FillDecision(std::mt19937_64& rng,
@@ -205,6 +227,17 @@ class Workload {
 
   void FillEvent(std::mt19937_64& rng, v1::TrackEventRequest* request) {
     FillEventFor(rng, zipf_.Sample(rng), request);
+  }
+
+  // 70% impressions, 25% clicks, 5% conversions; never a dismissal (see the
+  // header comment).
+  void FillOutcome(std::mt19937_64& rng, std::string token,
+                   v1::ReportOutcomeRequest* request) const {
+    int u = std::uniform_int_distribution<int>(0, 99)(rng);
+    request->set_decision_token(std::move(token));
+    request->set_outcome(u < 70   ? v1::OUTCOME_IMPRESSION
+                         : u < 95 ? v1::OUTCOME_CLICK
+                                  : v1::OUTCOME_CONVERSION);
   }
 
   void FillBatch(std::mt19937_64& rng, v1::TrackEventsRequest* request) {
@@ -290,6 +323,8 @@ struct DecisionCall
   bool Degraded() const override { return status.ok() && response.degraded(); }
 };
 struct EventCall : UnaryCall<v1::TrackEventRequest, v1::TrackEventResponse> {};
+struct OutcomeCall
+    : UnaryCall<v1::ReportOutcomeRequest, v1::ReportOutcomeResponse> {};
 struct BatchCall : UnaryCall<v1::TrackEventsRequest, v1::TrackEventsResponse> {
   int ItemErrors() const override {
     int n = 0;
@@ -306,6 +341,38 @@ struct HealthCall : UnaryCall<grpc::ByteBuffer, grpc::ByteBuffer> {
     grpc::Slice empty("", 0);
     request = grpc::ByteBuffer(&empty, 1);
   }
+};
+
+// The decision tokens of the most recent NextBestAction answers, newest
+// first out: a client reports what became of an action soon after it was
+// decided. Bounded, so that a long run does not keep every token; when full,
+// the oldest is dropped. Each token is taken once, so no outcome is reported
+// twice: the server writes nothing for a duplicate, which would make the
+// measured ReportOutcome cheaper than a real client's. Not thread-safe: the
+// owner's mutex guards it.
+constexpr size_t kTokenPoolSize = 256;
+
+class TokenPool {
+ public:
+  void Add(std::string token) {
+    ring_[next_] = std::move(token);
+    next_ = (next_ + 1) % ring_.size();
+    size_ = std::min(size_ + 1, ring_.size());
+  }
+
+  // Moves the newest token to `token`; false when there is none.
+  bool Take(std::string* token) {
+    if (size_ == 0) return false;
+    next_ = (next_ + ring_.size() - 1) % ring_.size();
+    --size_;
+    *token = std::move(ring_[next_]);
+    return true;
+  }
+
+ private:
+  std::array<std::string, kTokenPoolSize> ring_;
+  size_t next_ = 0;  // where the next token goes; the newest is before it
+  size_t size_ = 0;
 };
 
 struct Connection {
@@ -446,6 +513,9 @@ class LoadGenerator {
     mutable std::mutex mu;
     Stats measured;  // calls scheduled within the measured time
     Stats interval;  // everything since the last progress line
+    // Filled by the worker's completion thread, taken by whoever sends on
+    // its queue: in open mode that is the sender thread, hence the mutex.
+    TokenPool tokens;
   };
 
   // Builds and starts one call whose completion goes to worker `w`'s queue.
@@ -455,6 +525,11 @@ class LoadGenerator {
     Worker& worker = *workers_[w];
     Connection& conn = (*connections_)[c];
     Kind kind = workload_->NextKind(worker.rng);
+    std::string token;
+    if (kind == kReportOutcome) {
+      std::lock_guard<std::mutex> lock(worker.mu);
+      if (!worker.tokens.Take(&token)) kind = kNextBestAction;
+    }
     Call* call = nullptr;
     auto deadline = std::chrono::system_clock::now() +
                     absl::ToChronoNanoseconds(options_.deadline);
@@ -475,6 +550,15 @@ class LoadGenerator {
         e->reader = conn.journey->PrepareAsyncTrackEvent(
             &e->context, e->request, &worker.cq);
         call = e;
+        break;
+      }
+      case kReportOutcome: {
+        auto* o = new OutcomeCall;
+        workload_->FillOutcome(worker.rng, std::move(token), &o->request);
+        o->context.set_deadline(deadline);
+        o->reader = conn.decisions->PrepareAsyncReportOutcome(
+            &o->context, o->request, &worker.cq);
+        call = o;
         break;
       }
       case kTrackEvents: {
@@ -512,6 +596,12 @@ class LoadGenerator {
         auto* e = static_cast<EventCall*>(call);
         e->reader->StartCall();
         e->reader->Finish(&e->response, &e->status, call);
+        break;
+      }
+      case kReportOutcome: {
+        auto* o = static_cast<OutcomeCall*>(call);
+        o->reader->StartCall();
+        o->reader->Finish(&o->response, &o->status, call);
         break;
       }
       case kTrackEvents: {
@@ -572,6 +662,15 @@ class LoadGenerator {
         if (call->scheduled >= measure_start_ &&
             call->scheduled < measure_end_) {
           Record(*call, now, &worker.measured);
+        }
+        if (call->kind == kNextBestAction && call->status.ok()) {
+          // The call is deleted next: its tokens are moved, not copied.
+          auto& response = static_cast<DecisionCall&>(*call).response;
+          for (v1::RankedAction& action : *response.mutable_actions()) {
+            if (!action.decision_token().empty()) {
+              worker.tokens.Add(std::move(*action.mutable_decision_token()));
+            }
+          }
         }
       }
       inflight_.fetch_sub(1, std::memory_order_relaxed);
@@ -839,9 +938,9 @@ int Main() {
     return 2;
   }
   if (scenario != "web" && scenario != "nba" && scenario != "track" &&
-      scenario != "ingest" && scenario != "empty") {
-    std::cerr << "tappa-loadgen: --scenario must be web, nba, track, ingest or "
-                 "empty\n";
+      scenario != "outcome" && scenario != "ingest" && scenario != "empty") {
+    std::cerr << "tappa-loadgen: --scenario must be web, nba, track, outcome, "
+                 "ingest or empty\n";
     return 2;
   }
   if (arrival != "constant" && arrival != "poisson") {

@@ -20,7 +20,7 @@ PHASES = [
     ("empty", "floor: empty RPC (grpc.health.v1.Health/Check), closed loop"),
     ("nba", "NextBestAction, web placements, closed loop (max)"),
     ("track", "TrackEvent, closed loop (max)"),
-    ("web", "web mix 80% NBA / 20% TrackEvent, closed loop (max)"),
+    ("web", "web mix 80% NBA / 18% TrackEvent / 2% ReportOutcome, closed loop (max)"),
     ("ingest", "TrackEvents batches of 100, closed loop (8 in flight)"),
     ("open-nba", "NextBestAction, open loop at the offered rate"),
     ("open", "web mix, open loop at the offered rate"),

@@ -56,6 +56,16 @@ ABSL_FLAG(int, shards, tappa::server::kDefaultShards,
           "orphans data).");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM, how long in-flight calls may take to finish.");
+ABSL_FLAG(std::string, decision_token_key_file, "",
+          "File holding the key (at least 32 bytes) that signs decision "
+          "tokens; every replica must share it. Else the environment variable "
+          "TAPPA_DECISION_TOKEN_KEY; else a random key (tokens then verify "
+          "only on this process, until it restarts).");
+ABSL_FLAG(absl::Duration, decision_token_ttl, absl::Hours(24 * 30),
+          "How long a decision token can be used to report outcomes.");
+ABSL_FLAG(absl::Duration, posterior_refresh, absl::Seconds(1),
+          "How often adaptive actions' posteriors are written to and read "
+          "back from Redis.");
 
 namespace tappa::server {
 namespace {
@@ -144,7 +154,38 @@ int Run() {
               << "\n";
   }
 
+  std::unique_ptr<DecisionTokenSigner> tokens;
+  const absl::Duration token_ttl = absl::GetFlag(FLAGS_decision_token_ttl);
+  if (std::string key_file = absl::GetFlag(FLAGS_decision_token_key_file);
+      !key_file.empty()) {
+    absl::StatusOr<std::unique_ptr<DecisionTokenSigner>> signer =
+        DecisionTokenSigner::FromFile(key_file, token_ttl);
+    if (!signer.ok()) {
+      std::cerr << "tappa-server: --decision_token_key_file: "
+                << signer.status().message() << "\n";
+      return 2;
+    }
+    tokens = *std::move(signer);
+  } else if (const char* key = std::getenv("TAPPA_DECISION_TOKEN_KEY");
+             key != nullptr && *key != '\0') {
+    absl::StatusOr<std::unique_ptr<DecisionTokenSigner>> signer =
+        DecisionTokenSigner::Create(key, token_ttl);
+    if (!signer.ok()) {
+      std::cerr << "tappa-server: TAPPA_DECISION_TOKEN_KEY: "
+                << signer.status().message() << "\n";
+      return 2;
+    }
+    tokens = *std::move(signer);
+  } else {
+    std::cerr << "tappa-server: warning: no --decision_token_key_file or "
+                 "TAPPA_DECISION_TOKEN_KEY: decision tokens are signed with a "
+                 "random key and verify only on this process\n";
+    tokens = DecisionTokenSigner::WithRandomKey(token_ttl);
+  }
+
   ContactStore store(redis->get(), shards);
+  BudgetLeases budgets(&store);
+  PosteriorCache posteriors(redis->get());
   RealClock clock;
   RulesetHolder rulesets;
   rulesets.Set(*serving);
@@ -153,6 +194,9 @@ int Run() {
   runtime.rulesets = &rulesets;
   runtime.store = &store;
   runtime.metrics = &metrics;
+  runtime.tokens = tokens.get();
+  runtime.budgets = &budgets;
+  runtime.posteriors = &posteriors;
   runtime.decision_budget = absl::GetFlag(FLAGS_decision_budget);
   runtime.write_budget = absl::GetFlag(FLAGS_write_budget);
 
@@ -211,6 +255,19 @@ int Run() {
     }
   });
 
+  // Adaptive posteriors: counts out, sums back, every --posterior_refresh.
+  std::thread posterior_refresh([&] {
+    const absl::Duration every = absl::GetFlag(FLAGS_posterior_refresh);
+    while (!stop.WaitForNotificationWithTimeout(every)) {
+      std::shared_ptr<const ServingRuleset> current = rulesets.Get();
+      if (current == nullptr || !current->has_adaptive) continue;
+      absl::Notification refreshed;
+      posteriors.Refresh(current->ruleset, absl::Now() + every,
+                         [&](absl::Status) { refreshed.Notify(); });
+      refreshed.WaitForNotification();
+    }
+  });
+
   std::cout << "tappa-server: serving gRPC on " << grpc_listen
             << ", metrics on http://" << absl::GetFlag(FLAGS_metrics_listen)
             << "/metrics, Redis " << endpoint->Redacted() << ", ruleset "
@@ -235,6 +292,7 @@ int Run() {
   server->Wait();
   stop.Notify();
   background.join();
+  posterior_refresh.join();
   redis->reset();
   std::cout << "tappa-server: stopped" << std::endl;
   return 0;

@@ -342,4 +342,66 @@ absl::StatusOr<ContactSnapshot> ContactFromJson(const Ruleset& ruleset,
   return c;
 }
 
+namespace {
+
+// Replaces or appends `value` under `key` in a list of pairs.
+template <typename V>
+void MergeEntry(std::vector<std::pair<std::string, V>>* entries,
+                const std::string& key, V value) {
+  for (auto& [k, v] : *entries) {
+    if (k == key) {
+      v = std::move(value);
+      return;
+    }
+  }
+  entries->emplace_back(key, std::move(value));
+}
+
+template <typename V>
+void MergeAll(const std::vector<std::pair<std::string, V>>& from,
+              std::vector<std::pair<std::string, V>>* into) {
+  for (const auto& [k, v] : from) MergeEntry(into, k, v);
+}
+
+}  // namespace
+
+absl::Status ApplyContactOverrides(const Ruleset& ruleset,
+                                   const nlohmann::json& overrides,
+                                   absl::Time now, ContactSnapshot* contact) {
+  absl::StatusOr<ContactSnapshot> given =
+      ContactFromJson(ruleset, overrides, now);
+  if (!given.ok()) return given.status();
+  ContactSnapshot& c = *contact;
+  for (const auto& [key, value] : overrides.items()) {
+    if (key == "phase") {
+      c.phase = given->phase;
+    } else if (key == "phase_since") {
+      c.phase_since = given->phase_since;
+    } else if (key == "first_seen") {
+      c.first_seen = given->first_seen;
+    } else if (key == "last_seen") {
+      c.last_seen = given->last_seen;
+    } else if (key == "last_seen_by_channel") {
+      MergeAll(given->last_seen_by_channel, &c.last_seen_by_channel);
+    } else if (key == "counts") {
+      c.counts.resize(ruleset.counters.size(), 0);
+      for (const auto& [counter, n] : value.items()) {
+        int index = ruleset.FindCounter(counter);
+        if (index >= 0 && static_cast<size_t>(index) < given->counts.size()) {
+          c.counts[index] = given->counts[index];
+        }
+      }
+    } else if (key == "attrs") {
+      MergeAll(given->attrs, &c.attrs);
+    } else if (key == "consents") {
+      MergeAll(given->consents, &c.consents);
+    } else if (key == "cx") {
+      if (given->nps) c.nps = given->nps;
+      if (given->csat) c.csat = given->csat;
+      if (given->ces) c.ces = given->ces;
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace tappa::ruleset

@@ -168,6 +168,15 @@ absl::StatusOr<ContactSnapshot> ContactFromJson(const Ruleset& ruleset,
                                                 const nlohmann::json& json,
                                                 absl::Time now);
 
+// Replaces parts of `contact` with those given in `overrides` (the JSON form
+// above): "phase", the times and "cx" entries replace; the maps "counts",
+// "attrs", "consents" and "last_seen_by_channel" merge entry by entry (an
+// entry given replaces the contact's, the others stay); "id" is ignored.
+// Errors as ContactFromJson's; `contact` is unchanged on error.
+absl::Status ApplyContactOverrides(const Ruleset& ruleset,
+                                   const nlohmann::json& overrides,
+                                   absl::Time now, ContactSnapshot* contact);
+
 }  // namespace tappa::ruleset
 
 #endif  // TAPPA_RULES_RULESET_CONTACT_H_

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "rules/ruleset/environment.h"
+#include "rules/ruleset/experiment.h"
 
 namespace tappa::ruleset {
 namespace {
@@ -96,6 +98,100 @@ const Value& Decider::ActionValue(int action) const {
   return action_values_[action];
 }
 
+absl::string_view VerdictName(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kChosen:
+      return "chosen";
+    case Verdict::kBelowLimit:
+      return "below_limit";
+    case Verdict::kConditionFalse:
+      return "condition_false";
+    case Verdict::kConditionError:
+      return "condition_error";
+    case Verdict::kHoldout:
+      return "holdout";
+    case Verdict::kOutsideArm:
+      return "outside_arm";
+    case Verdict::kPolicy:
+      return "policy";
+    case Verdict::kBudgetExhausted:
+      return "budget_exhausted";
+    case Verdict::kGroupAlreadyServed:
+      return "group_already_served";
+    case Verdict::kRankingError:
+      return "ranking_error";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// The first top-level conjunct of `when` that is not true, for explanations.
+std::string FalseConjunct(const Expression& when,
+                          absl::Span<const Value> vars) {
+  for (const Expression& part : when.conjuncts) {
+    Value v = part.program->Evaluate(vars);
+    if (!v.IsBool() || !v.bool_value()) return part.source;
+  }
+  return when.source;
+}
+
+// The experiments of one decision, assigned lazily (a SHA-256 each).
+class ExperimentArms {
+ public:
+  ExperimentArms(const Ruleset& rs, int placement, absl::string_view contact_id)
+      : rs_(rs), contact_id_(contact_id) {
+    if (contact_id.empty()) return;
+    for (int e = 0; e < static_cast<int>(rs.experiments.size()); ++e) {
+      const Experiment& x = rs.experiments[e];
+      if (!x.enabled) continue;
+      if (x.placement == placement) {
+        placement_experiment_ = e;
+      } else if (!x.group.empty()) {
+        group_experiments_.push_back(e);
+      }
+    }
+  }
+
+  // The experiment covering `action` here, or -1.
+  int ExperimentOf(const Action& action) const {
+    if (placement_experiment_ >= 0) return placement_experiment_;
+    if (action.group.empty()) return -1;
+    for (int e : group_experiments_) {
+      if (rs_.experiments[e].group == action.group) return e;
+    }
+    return -1;
+  }
+
+  const ExperimentAssignment& Assignment(int experiment) {
+    for (auto& [e, a] : assigned_) {
+      if (e == experiment) return a;
+    }
+    assigned_.emplace_back(
+        experiment, AssignExperiment(rs_.experiments[experiment], contact_id_));
+    return assigned_.back().second;
+  }
+
+  int placement_experiment() const { return placement_experiment_; }
+
+ private:
+  const Ruleset& rs_;
+  absl::string_view contact_id_;
+  int placement_experiment_ = -1;
+  absl::InlinedVector<int, 4> group_experiments_;
+  absl::InlinedVector<std::pair<int, ExperimentAssignment>, 4> assigned_;
+};
+
+void AddExposure(int experiment, const ExperimentAssignment& a,
+                 std::vector<Exposure>* exposures) {
+  for (const Exposure& x : *exposures) {
+    if (x.experiment == experiment) return;
+  }
+  exposures->push_back({experiment, a.variant, a.holdout});
+}
+
+}  // namespace
+
 DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
                                const Value& context, absl::Time now,
                                const DecisionOptions& options) const {
@@ -104,38 +200,105 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
   if (candidates.empty()) return result;
   const Ruleset& rs = *ruleset_;
   const Placement& where = rs.placements[placement];
+  const bool explain = options.explain;
 
   Value vars[kRankingVariableCount];
   vars[kConditionSlots.contact] = contact;
   vars[kConditionSlots.context] = context;
   vars[kConditionSlots.now] = Value::FromTimestamp(ToCelTimestamp(now));
+  auto condition_vars = absl::MakeConstSpan(vars, kConditionVariableCount);
 
   // Context weights depend on the request only: evaluate each once.
   absl::InlinedVector<bool, 16> weight_matches(rs.context_weights.size(),
                                                false);
   for (size_t i = 0; i < rs.context_weights.size(); ++i) {
-    Value v = rs.context_weights[i].when.program->Evaluate(
-        absl::MakeConstSpan(vars, kConditionVariableCount));
+    Value v = rs.context_weights[i].when.program->Evaluate(condition_vars);
     weight_matches[i] = v.IsBool() && v.bool_value();
   }
+  ExperimentArms arms(rs, placement, options.contact_id);
+  bool placement_holdout = false;
 
   for (int a : candidates) {
     const Action& action = rs.actions[a];
+    Candidate c;
+    c.action = a;
+    c.priority = action.priority;
+    // Records the candidate's verdict when explaining; returns nothing.
+    auto reject = [&](Verdict verdict, std::string detail, std::string rule) {
+      if (!explain) return;
+      c.verdict = verdict;
+      c.detail = std::move(detail);
+      c.rule = std::move(rule);
+      result.candidates.push_back(std::move(c));
+    };
+
     if (action.when.has_value()) {
-      Value ok = action.when->program->Evaluate(
-          absl::MakeConstSpan(vars, kConditionVariableCount));
+      Value ok = action.when->program->Evaluate(condition_vars);
       if (!ok.IsBool() || !ok.bool_value()) {
-        if (options.explain) {
-          result.rejected.push_back(
-              {a, ok.IsError()
-                      ? absl::StrCat("condition error: ", ok.error_message())
-                  : ok.IsBool() ? "condition false"
-                                : absl::StrCat("condition is not a bool: ",
-                                               ok.DebugString())});
+        if (explain) {
+          c.false_condition = FalseConjunct(*action.when, condition_vars);
+          if (ok.IsBool()) {
+            reject(Verdict::kConditionFalse, "condition false",
+                   absl::StrCat("actions/", action.id, "/when"));
+          } else {
+            reject(Verdict::kConditionError,
+                   ok.IsError()
+                       ? absl::StrCat("condition error: ", ok.error_message())
+                       : absl::StrCat("condition is not a bool: ",
+                                      ok.DebugString()),
+                   absl::StrCat("actions/", action.id, "/when"));
+          }
         }
         continue;
       }
     }
+
+    double lever = action.lever;
+    int experiment = arms.ExperimentOf(action);
+    if (experiment >= 0) {
+      const Experiment& x = rs.experiments[experiment];
+      const ExperimentAssignment& arm = arms.Assignment(experiment);
+      AddExposure(experiment, arm, &result.exposures);
+      c.experiment = experiment;
+      c.variant = arm.variant;
+      if (arm.holdout) {
+        if (experiment == arms.placement_experiment()) placement_holdout = true;
+        reject(Verdict::kHoldout,
+               absl::StrCat("holdout of experiment '", x.id, "'"),
+               absl::StrCat("experiments/", x.id));
+        continue;
+      }
+      const Experiment::Variant& variant = x.variants[arm.variant];
+      if (!variant.actions.empty() && !Contains(variant.actions, a)) {
+        reject(Verdict::kOutsideArm,
+               absl::StrCat("variant '", variant.id, "' of experiment '", x.id,
+                            "' does not serve it"),
+               absl::StrCat("experiments/", x.id, "/variants/", variant.id));
+        continue;
+      }
+      lever *= variant.lever;
+    }
+
+    if (options.policies != nullptr) {
+      PolicyVerdict verdict = options.policies->CheckAction(a);
+      if (verdict.block != PolicyBlock::kNone) {
+        c.policy = verdict.block;
+        reject(Verdict::kPolicy, std::move(verdict.detail),
+               std::move(verdict.rule));
+        continue;
+      }
+    }
+    if (action.budget.has_value() &&
+        std::find(options.exhausted_budgets.begin(),
+                  options.exhausted_budgets.end(),
+                  a) != options.exhausted_budgets.end()) {
+      reject(
+          Verdict::kBudgetExhausted,
+          absl::StrCat("budget ", DescribeLimit(*action.budget), " exhausted"),
+          absl::StrCat("actions/", action.id, "/budget"));
+      continue;
+    }
+
     double weight = 1.0;
     for (size_t i = 0; i < rs.context_weights.size(); ++i) {
       if (weight_matches[i] &&
@@ -151,7 +314,8 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
                              (action.adaptive->prior_successes +
                               action.adaptive->prior_failures);
     }
-    double score = propensity * weight * action.value * action.lever;
+    ScoreFactors factors{propensity, weight, action.value, lever};
+    double score = propensity * weight * action.value * lever;
     if (where.ranking.has_value()) {
       // Ranking context = condition context + action, propensity, weight.
       vars[kRankingSlots.action] = action_values_[a];
@@ -166,15 +330,22 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
       } else if (s.IsUint()) {
         score = static_cast<double>(s.uint_value());
       } else {
-        if (options.explain) {
-          result.rejected.push_back(
-              {a, absl::StrCat("ranking formula gave ", s.DebugString())});
-        }
+        c.factors = factors;
+        reject(Verdict::kRankingError,
+               absl::StrCat("ranking formula gave ", s.DebugString()),
+               absl::StrCat("placements/", where.id, "/ranking"));
         continue;
       }
       if (std::isnan(score)) score = -INFINITY;
     }
-    result.ranked.push_back({a, action.priority, score});
+    RankedAction r;
+    r.action = a;
+    r.priority = action.priority;
+    r.score = score;
+    r.factors = factors;
+    r.experiment = c.experiment;
+    r.variant = c.variant;
+    result.ranked.push_back(r);
   }
 
   std::sort(result.ranked.begin(), result.ranked.end(),
@@ -187,25 +358,75 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
                                          : 1;
   if (where.max_results > 0) limit = std::min<size_t>(limit, where.max_results);
 
-  if (where.one_per_group) {
-    std::vector<RankedAction> kept;
-    std::vector<absl::string_view> groups;
-    for (const RankedAction& r : result.ranked) {
-      if (kept.size() >= limit) break;
+  // Cut to the limit (one per group when asked), explaining the rest.
+  std::vector<RankedAction> kept;
+  std::vector<absl::string_view> groups;
+  for (const RankedAction& r : result.ranked) {
+    Verdict verdict = Verdict::kChosen;
+    if (kept.size() >= limit) {
+      verdict = Verdict::kBelowLimit;
+    } else if (where.one_per_group && !rs.actions[r.action].group.empty()) {
       const std::string& group = rs.actions[r.action].group;
-      if (!group.empty()) {
-        if (std::find(groups.begin(), groups.end(), group) != groups.end()) {
-          if (options.explain)
-            result.rejected.push_back({r.action, "group already served"});
-          continue;
-        }
+      if (std::find(groups.begin(), groups.end(), group) != groups.end()) {
+        verdict = Verdict::kGroupAlreadyServed;
+      } else {
         groups.push_back(group);
       }
-      kept.push_back(r);
     }
-    result.ranked = std::move(kept);
-  } else if (result.ranked.size() > limit) {
-    result.ranked.resize(limit);
+    if (verdict == Verdict::kChosen) kept.push_back(r);
+    if (explain) {
+      Candidate c;
+      c.action = r.action;
+      c.verdict = verdict;
+      c.priority = r.priority;
+      c.score = r.score;
+      c.factors = r.factors;
+      c.experiment = r.experiment;
+      c.variant = r.variant;
+      const Action& action = rs.actions[r.action];
+      c.rule = action.when.has_value()
+                   ? absl::StrCat("actions/", action.id, "/when")
+                   : absl::StrCat("actions/", action.id);
+      if (verdict == Verdict::kBelowLimit) {
+        c.detail = absl::StrCat("ranked after the limit of ", limit);
+      } else if (verdict == Verdict::kGroupAlreadyServed) {
+        c.detail = absl::StrCat("group '", action.group, "' already served");
+      }
+      result.candidates.push_back(std::move(c));
+    }
+  }
+  result.ranked = std::move(kept);
+
+  // A placement experiment's holdout gets the control treatment: the
+  // placement's fallback action, when it declares one and the contact's
+  // policies allow it (no email without consent, even as a control).
+  if (placement_holdout && result.ranked.empty() &&
+      where.fallback_action >= 0 &&
+      (options.policies == nullptr ||
+       options.policies->CheckAction(where.fallback_action).block ==
+           PolicyBlock::kNone)) {
+    RankedAction r;
+    r.action = where.fallback_action;
+    r.priority = rs.actions[where.fallback_action].priority;
+    r.experiment = arms.placement_experiment();
+    r.holdout = true;
+    r.fallback = true;
+    result.ranked.push_back(r);
+  }
+  for (RankedAction& r : result.ranked) {
+    if (r.experiment >= 0 && r.variant < 0) r.holdout = true;
+  }
+  if (explain) {
+    // Rejected candidates were explained in candidate order, eligible ones
+    // in rank order: put them all back in candidate order (documented).
+    absl::flat_hash_map<int, size_t> position;
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      position.emplace(candidates[i], i);
+    }
+    std::stable_sort(result.candidates.begin(), result.candidates.end(),
+                     [&position](const Candidate& x, const Candidate& y) {
+                       return position[x.action] < position[y.action];
+                     });
   }
   return result;
 }

@@ -1,23 +1,30 @@
 // Choosing the next best actions for one contact on one placement: pure
-// computation over a ruleset and a contact snapshot, no I/O.
+// computation over a ruleset, a contact snapshot and the contact's restraint
+// record, no I/O.
 //
 // Candidates come from an index built once per ruleset, keyed by (phase,
 // placement), so the work of a request grows with the actions that could
-// apply to it, not with the size of the ruleset. Each candidate's `when`
-// condition is evaluated against `contact`, `context` and `now`; a condition
-// that evaluates to an error or to a non-bool makes the action ineligible
-// (and is reported in the explanation). Eligible actions are ranked by
+// apply to it, not with the size of the ruleset. Each candidate goes through,
+// in order:
+//   1. its `when` condition against `contact`, `context` and `now` (an
+//      error or a non-bool makes it ineligible);
+//   2. the experiments covering the placement or its group (experiment.h):
+//      a contact in the holdout gets the control treatment (the placement's
+//      fallback action for a placement experiment; no action of the group
+//      for a group experiment), a contact in a variant only the variant's
+//      actions, with the variant's lever;
+//   3. contact policies (policy.h): consent, quiet hours, cooldowns, caps;
+//   4. budgets: actions whose global budget the caller found exhausted;
+// then the eligible actions are ranked by
 //   1. priority (a tier: higher first),
 //   2. score, descending: the placement's ranking formula when it declares
 //      one, else propensity x context_weight x value x lever, where
 //      context_weight is the product of the weights of every context-weight
-//      entry that matches the request and the action,
-//   3. action id, ascending (a stable tie-break).
-// then cut to the limit, keeping at most one action per group when the
+//      entry that matches the request and the action, and propensity is the
+//      action's fixed one or, for adaptive actions, the PropensitySource's,
+//   3. action id, ascending (a stable tie-break),
+// and cut to the limit, keeping at most one action per group when the
 // placement says one_per_group.
-//
-// Contact policies, caps, experiments and adaptive propensities are applied
-// by the decisioning layer on top of this (issue: decisioning).
 //
 // Thread safety: a Decider is immutable after Create(); Decide() may run on
 // any number of threads at once.
@@ -33,26 +40,79 @@
 #include "absl/types/span.h"
 #include "rules/cel/value.h"
 #include "rules/ruleset/contact.h"
+#include "rules/ruleset/policy.h"
 #include "rules/ruleset/ruleset.h"
 
 namespace tappa::ruleset {
+
+// The four factors of the default score.
+struct ScoreFactors {
+  double propensity = 0;
+  double context_weight = 0;
+  double value = 0;
+  double lever = 0;  // the action's lever times its experiment arm's
+};
 
 struct RankedAction {
   int action = -1;  // index into Ruleset::actions
   int priority = 0;
   double score = 0;
+  ScoreFactors factors;
+  int experiment = -1;  // index into Ruleset::experiments, -1 when none
+  int variant = -1;     // index into the experiment's variants; -1 = holdout
+  bool holdout = false;
+  // The placement's fallback served as the control treatment of a holdout.
+  bool fallback = false;
 };
 
-// Why an action was not chosen, for explanations and tests.
-struct Rejection {
+// What became of one candidate (explanations).
+enum class Verdict : uint8_t {
+  kChosen,
+  kBelowLimit,          // eligible, ranked after the limit
+  kConditionFalse,      // `when` was false
+  kConditionError,      // `when` gave an error or a non-bool
+  kHoldout,             // the contact is in an experiment's holdout
+  kOutsideArm,          // the contact's variant does not serve the action
+  kPolicy,              // a contact policy blocks it (Candidate::policy)
+  kBudgetExhausted,     // its global budget is spent
+  kGroupAlreadyServed,  // one_per_group and a better action of its group won
+  kRankingError,        // the placement's ranking formula failed
+};
+absl::string_view VerdictName(Verdict verdict);  // "chosen", "cap", ...
+
+struct Candidate {
   int action = -1;
-  std::string reason;  // "condition false", "condition error: no such key: x"
+  Verdict verdict = Verdict::kChosen;
+  PolicyBlock policy = PolicyBlock::kNone;  // kPolicy only
+  // Human-readable: "condition false", "cap 2 per 7d reached (2 served)".
+  std::string detail;
+  // The ruleset rule behind the verdict, as a path: "actions/x/when",
+  // "policies/channels/email/caps/0", "experiments/hero-test".
+  std::string rule;
+  // kConditionFalse / kConditionError: the first top-level conjunct of the
+  // condition that was not true (the whole condition when it is not a
+  // conjunction).
+  std::string false_condition;
+  int priority = 0;
+  double score = 0;  // eligible candidates only
+  ScoreFactors factors;
+  int experiment = -1;
+  int variant = -1;
+};
+
+// An experiment the decision took part in.
+struct Exposure {
+  int experiment = -1;
+  int variant = -1;  // -1 = holdout
+  bool holdout = false;
 };
 
 struct DecisionResult {
   std::vector<RankedAction> ranked;  // best first, at most the limit
-  // Filled only when DecisionOptions::explain is true.
-  std::vector<Rejection> rejected;
+  std::vector<Exposure> exposures;
+  // Every candidate with its verdict, in candidate order; filled only when
+  // DecisionOptions::explain is true.
+  std::vector<Candidate> candidates;
 };
 
 // Where adaptive actions get their propensity for one decision: a Thompson
@@ -74,6 +134,12 @@ struct DecisionOptions {
   // Propensities of adaptive actions; when null they rank with their prior
   // mean, prior_successes / (prior_successes + prior_failures).
   const PropensitySource* propensities = nullptr;
+  // The contact's id: experiments assign by it (none apply when empty).
+  absl::string_view contact_id;
+  // Contact policies of the request's channel; none apply when null.
+  const PolicyCheck* policies = nullptr;
+  // Actions whose global budget is exhausted (any order).
+  absl::Span<const int> exhausted_budgets;
 };
 
 class Decider {

@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "rules/cel/containers.h"
+#include "rules/ruleset/conjuncts.h"
 #include "rules/ruleset/contact.h"
 #include "rules/ruleset/scalar_positions.h"
 #include "rules/ruleset/yaml_document.h"
@@ -392,6 +393,8 @@ class Loader {
   bool ReadRefs(const Entry& e, std::vector<Ref>* out);
   bool ReadExpression(const Entry& e, const cel::Environment& env, Want want,
                       Expression* out);
+  // Fills expr->conjuncts (explanations of action conditions).
+  void AddConjuncts(const cel::Environment& env, Expression* expr);
   bool ReadLimit(const Node& node, Location location, absl::string_view what,
                  bool allow_count_on, Limit* out);
   bool ReadLimits(const Entry& e, absl::string_view what,
@@ -798,6 +801,22 @@ bool Loader::ReadExpression(const Entry& e, const cel::Environment& env,
   return true;
 }
 
+void Loader::AddConjuncts(const cel::Environment& env, Expression* expr) {
+  std::vector<Expression> parts;
+  for (std::string& source : SplitConjuncts(expr->source)) {
+    cel::CompileResult result = cel::Compile(source, env);
+    // A piece that does not compile alone (it cannot, having been part of a
+    // valid expression, but be safe): explain with the whole condition.
+    if (!result.ok()) return;
+    Expression part;
+    part.source = std::move(source);
+    part.location = expr->location;
+    part.program = std::move(result.program);
+    parts.push_back(std::move(part));
+  }
+  expr->conjuncts = std::move(parts);
+}
+
 bool Loader::ReadLimit(const Node& node, Location location,
                        absl::string_view what, bool allow_count_on,
                        Limit* out) {
@@ -845,6 +864,13 @@ bool Loader::ReadLimits(const Entry& e, absl::string_view what,
   ForEachItem(e, 100, "caps", [&](const Node& item, Location location) {
     Limit limit;
     if (ReadLimit(item, location, what, /*allow_count_on=*/true, &limit)) {
+      if (limit.per.has_value() && limit.max > kMaxWindowedCap) {
+        Error(location,
+              absl::StrCat("max: a windowed cap allows at most ",
+                           kMaxWindowedCap, " (the touches kept per contact)"));
+        ok = false;
+        return;
+      }
       out->push_back(limit);
     } else {
       ok = false;
@@ -1315,6 +1341,7 @@ void Loader::ReadActions(const Entry& e) {
         if (const Entry* w = f.Find("when")) {
           Expression expr;
           if (ReadExpression(*w, envs_->condition(), Want::kBool, &expr)) {
+            AddConjuncts(envs_->condition(), &expr);
             a.when = std::move(expr);
           }
         }

@@ -61,6 +61,9 @@ inline constexpr int kMaxFollowUps = 1'000;
 inline constexpr int kMaxConstants = 1'000;
 // A rolling window holds at most this many buckets per contact.
 inline constexpr int64_t kMaxWindowBuckets = 1'000;
+// A windowed cap counts at most this many recent touches of a contact
+// (policy.h), so its max may not exceed it.
+inline constexpr int64_t kMaxWindowedCap = 128;
 // Action priority (a tier compared before the score) lies in this range.
 inline constexpr int kMinPriority = -1'000;
 inline constexpr int kMaxPriority = 1'000;
@@ -85,6 +88,9 @@ struct Expression {
   // Where the expression's first character is in the file (for runtime
   // errors and explanations).
   Location location;
+  // Action conditions only: the operands of a top-level `a && b && c`,
+  // compiled alone, for explanations (conjuncts.h); empty otherwise.
+  std::vector<Expression> conjuncts;
 };
 
 // A limit of `max` occurrences per rolling window `per`; without `per` the

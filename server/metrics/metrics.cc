@@ -46,6 +46,10 @@ absl::string_view MethodName(Method m) {
       return "tappa.v1.JourneyService/DeleteContact";
     case Method::kNextBestAction:
       return "tappa.v1.DecisionService/NextBestAction";
+    case Method::kReportOutcome:
+      return "tappa.v1.DecisionService/ReportOutcome";
+    case Method::kSimulate:
+      return "tappa.v1.DecisionService/Simulate";
     case Method::kHealthCheck:
       return "grpc.health.v1.Health/Check";
     case Method::kCount:
@@ -62,7 +66,19 @@ struct Metrics::RulesetSeries {
   std::vector<std::vector<prometheus::Counter*>> decisions;
   std::vector<std::array<prometheus::Counter*, 2>> degraded;  // by placement
   prometheus::Gauge* info = nullptr;
+  // exposures[experiment][variant + 1] (index 0 = holdout), and the same
+  // with an outcome kind: experiment_outcomes[experiment][variant + 1][kind].
+  std::vector<std::vector<prometheus::Counter*>> exposures;
+  std::vector<std::vector<std::array<prometheus::Counter*, kOutcomeKinds>>>
+      experiment_outcomes;
+  // outcomes[phase][kind]; the last row is for phases no longer known.
+  std::vector<std::array<prometheus::Counter*, kOutcomeKinds>> outcomes;
 };
+
+namespace {
+constexpr absl::string_view kOutcomeNames[kOutcomeKinds] = {
+    "impression", "click", "conversion", "dismiss"};
+}  // namespace
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   requests_ = &prometheus::BuildCounter()
@@ -126,6 +142,48 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                "periodically).")
            .Register(*registry_);
 
+  exposures_ = &prometheus::BuildCounter()
+                    .Name("tappa_experiment_exposures_total")
+                    .Help(
+                        "Decisions that took part in an experiment, by "
+                        "experiment and variant (\"holdout\" for the "
+                        "holdout).")
+                    .Register(*registry_);
+  experiment_outcomes_ =
+      &prometheus::BuildCounter()
+           .Name("tappa_experiment_outcomes_total")
+           .Help(
+               "Reported outcomes of decisions made in an experiment, by "
+               "experiment, variant and outcome.")
+           .Register(*registry_);
+  outcomes_ = &prometheus::BuildCounter()
+                   .Name("tappa_outcomes_total")
+                   .Help(
+                       "Reported outcomes (not counting duplicates), by the "
+                       "phase the decision was made in and outcome.")
+                   .Register(*registry_);
+  auto* rejected = &prometheus::BuildCounter()
+                        .Name("tappa_decision_tokens_rejected_total")
+                        .Help(
+                            "Decision tokens refused by ReportOutcome, by "
+                            "reason.")
+                        .Register(*registry_);
+  const char* reasons[] = {"malformed", "expired", "foreign_key",
+                           "bad_signature"};
+  for (size_t i = 0; i < tokens_rejected_.size(); ++i) {
+    tokens_rejected_[i] = &rejected->Add({{"reason", reasons[i]}});
+  }
+  auto* leases = &prometheus::BuildCounter()
+                      .Name("tappa_budget_leases_total")
+                      .Help(
+                          "Budget lease requests to Redis, by result "
+                          "(granted, exhausted, error).")
+                      .Register(*registry_);
+  const char* results[] = {"granted", "exhausted", "error"};
+  for (size_t i = 0; i < budget_leases_.size(); ++i) {
+    budget_leases_[i] = &leases->Add({{"result", results[i]}});
+  }
+
   for (size_t m = 0; m < static_cast<size_t>(Method::kCount); ++m) {
     std::string method(MethodName(static_cast<Method>(m)));
     latencies_[m] = &latency_->Add({{"method", method}}, LatencyBuckets());
@@ -170,6 +228,33 @@ void Metrics::InstallRuleset(const ruleset::Ruleset& rs) {
         {&degraded_->Add(
              {{"placement", p.id}, {"reason", "store_unavailable"}}),
          &degraded_->Add({{"placement", p.id}, {"reason", "store_timeout"}})});
+  }
+  for (const auto& x : rs.experiments) {
+    std::vector<std::string> arms = {"holdout"};
+    for (const auto& v : x.variants) arms.push_back(v.id);
+    auto& exposures = series->exposures.emplace_back();
+    auto& outcomes = series->experiment_outcomes.emplace_back();
+    for (const std::string& arm : arms) {
+      exposures.push_back(
+          &exposures_->Add({{"experiment", x.id}, {"variant", arm}}));
+      auto& kinds = outcomes.emplace_back();
+      for (int k = 0; k < kOutcomeKinds; ++k) {
+        kinds[k] = &experiment_outcomes_->Add(
+            {{"experiment", x.id},
+             {"variant", arm},
+             {"outcome", std::string(kOutcomeNames[k])}});
+      }
+    }
+  }
+  std::vector<std::string> phases;
+  for (const auto& p : rs.phases) phases.push_back(p.id);
+  phases.push_back("unknown");
+  for (const std::string& phase : phases) {
+    auto& kinds = series->outcomes.emplace_back();
+    for (int k = 0; k < kOutcomeKinds; ++k) {
+      kinds[k] = &outcomes_->Add(
+          {{"phase", phase}, {"outcome", std::string(kOutcomeNames[k])}});
+    }
   }
   std::shared_ptr<const RulesetSeries> old = std::atomic_load(&series_);
   if (old != nullptr) old->info->Set(0);
@@ -221,6 +306,42 @@ void Metrics::RecordFallback(int placement, DegradedReason reason) {
 }
 
 void Metrics::RecordRuleError() { rule_errors_->Increment(); }
+
+void Metrics::RecordExposure(int experiment, int variant) {
+  auto s = std::atomic_load(&series_);
+  if (s && experiment >= 0 &&
+      experiment < static_cast<int>(s->exposures.size()) && variant >= -1 &&
+      variant + 1 < static_cast<int>(s->exposures[experiment].size())) {
+    s->exposures[experiment][variant + 1]->Increment();
+  }
+}
+
+void Metrics::RecordOutcome(OutcomeKind kind, int phase, int experiment,
+                            int variant) {
+  auto s = std::atomic_load(&series_);
+  if (!s) return;
+  size_t k = static_cast<size_t>(kind);
+  if (k >= static_cast<size_t>(kOutcomeKinds)) return;
+  size_t row = phase >= 0 && phase + 1 < static_cast<int>(s->outcomes.size())
+                   ? phase
+                   : s->outcomes.size() - 1;
+  s->outcomes[row][k]->Increment();
+  if (experiment >= 0 &&
+      experiment < static_cast<int>(s->experiment_outcomes.size()) &&
+      variant >= -1 &&
+      variant + 1 <
+          static_cast<int>(s->experiment_outcomes[experiment].size())) {
+    s->experiment_outcomes[experiment][variant + 1][k]->Increment();
+  }
+}
+
+void Metrics::RecordTokenRejected(TokenRejection reason) {
+  tokens_rejected_[static_cast<size_t>(reason)]->Increment();
+}
+
+void Metrics::RecordBudgetLease(BudgetLease result) {
+  budget_leases_[static_cast<size_t>(result)]->Increment();
+}
 
 void Metrics::RecordRedis(absl::string_view command, absl::Duration latency,
                           bool ok) {

@@ -3,9 +3,11 @@
 // action id, phase, Redis command); never a contact id or a free-form event
 // type. With P phases, C channels, L placements, A actions and N
 // (placement, action) pairs, the series are at most:
-//   requests 6 methods x 17 codes; latency 6 x (buckets + 2);
+//   requests 8 methods x 17 codes; latency 8 x (buckets + 2);
 //   events C; transitions P x P; decisions N + L fallbacks; degraded L x 2;
-//   contacts P; redis commands 8 x (buckets + 3); ruleset info 1.
+//   contacts P; redis commands 8 x (buckets + 3); ruleset info 1;
+//   experiment exposures sum(variants + 1) and experiment outcomes 4 x that;
+//   outcomes 4 x P; rejected decision tokens 4; budget leases 3.
 //
 // Thread safety: every method is thread-safe. Series are created when a
 // ruleset is installed, so recording on the request path takes no lock.
@@ -37,12 +39,27 @@ enum class Method : uint8_t {
   kGetContact,
   kDeleteContact,
   kNextBestAction,
+  kReportOutcome,
+  kSimulate,
   kHealthCheck,
   kCount,
 };
 absl::string_view MethodName(Method m);
 
 enum class DegradedReason : uint8_t { kStoreUnavailable, kStoreTimeout };
+
+// Outcomes of ReportOutcome, in the order of the proto enum (minus 1).
+enum class OutcomeKind : uint8_t { kImpression, kClick, kConversion, kDismiss };
+inline constexpr int kOutcomeKinds = 4;
+
+enum class TokenRejection : uint8_t {
+  kMalformed,     // unparseable, or a field out of range
+  kExpired,       // past its lifetime (or issued in the future)
+  kForeignKey,    // signed with another key
+  kBadSignature,  // altered
+};
+
+enum class BudgetLease : uint8_t { kGranted, kExhausted, kError };
 
 class Metrics {
  public:
@@ -65,6 +82,13 @@ class Metrics {
   void RecordDecision(int placement, int action);
   void RecordFallback(int placement, DegradedReason reason);
   void RecordRuleError();
+  // `variant` -1 = the holdout.
+  void RecordExposure(int experiment, int variant);
+  // An outcome of a decision made in `phase` (-1 when the phase is gone from
+  // the ruleset), in `experiment`'s `variant` (experiment -1 = none).
+  void RecordOutcome(OutcomeKind kind, int phase, int experiment, int variant);
+  void RecordTokenRejected(TokenRejection reason);
+  void RecordBudgetLease(BudgetLease result);
   void RecordRedis(absl::string_view command, absl::Duration latency, bool ok);
   void SetContactsPerPhase(
       const std::vector<std::pair<std::string, int64_t>>& counts);
@@ -84,6 +108,11 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* redis_errors_;
   prometheus::Family<prometheus::Gauge>* ruleset_info_;
   prometheus::Family<prometheus::Gauge>* contacts_;
+  prometheus::Family<prometheus::Counter>* exposures_;
+  prometheus::Family<prometheus::Counter>* experiment_outcomes_;
+  prometheus::Family<prometheus::Counter>* outcomes_;
+  std::array<prometheus::Counter*, 4> tokens_rejected_{};
+  std::array<prometheus::Counter*, 3> budget_leases_{};
 
   std::array<std::array<prometheus::Counter*, 17>,
              static_cast<size_t>(Method::kCount)>

@@ -1,10 +1,17 @@
 #include "server/service/decision_service.h"
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 
+#include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "nlohmann/json.hpp"
+#include "rules/ruleset/adaptive.h"
 #include "rules/ruleset/contact.h"
+#include "server/service/decision_response.h"
 #include "server/service/status_util.h"
 #include "server/service/validation.h"
 
@@ -23,19 +30,184 @@ absl::Time ReadDeadline(absl::Time start, absl::Time deadline) {
   return deadline - reserve;
 }
 
-void AddAction(const ServingRuleset& serving, int action, double score,
-               bool fallback, absl::string_view rule,
-               NextBestActionResponse* response) {
-  const ruleset::Action& a = serving.ruleset->actions[action];
-  auto* out = response->add_actions();
-  out->set_action_id(a.id);
-  out->set_kind(
-      static_cast<tappa::v1::ActionKind>(static_cast<int>(a.kind) + 1));
-  *out->mutable_content() = serving.contents[action];
-  out->set_score(score);
-  out->set_priority(a.priority);
-  out->set_eligibility_rule(std::string(rule));
-  out->set_fallback(fallback);
+// SplitMix64, seeded per decision: a decision that is run again (after a
+// budget lease) draws the same Thompson samples, so the lease goes to the
+// action it was taken for.
+class DecisionRandom {
+ public:
+  using result_type = uint64_t;
+  explicit DecisionRandom(uint64_t seed) : state_(seed) {}
+  static constexpr uint64_t min() { return 0; }
+  static constexpr uint64_t max() { return ~uint64_t{0}; }
+  uint64_t operator()() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+uint64_t NewSeed() {
+  thread_local absl::InsecureBitGen gen;
+  return gen();
+}
+
+// The request fields NextBestAction and Simulate share, validated.
+struct DecisionRequest {
+  int channel = -1;
+  int placement = -1;
+  int limit = 1;
+  std::vector<std::pair<std::string, cel::Value>> context;
+};
+
+template <typename Request>
+absl::Status ValidateDecisionRequest(const ruleset::Ruleset& rs,
+                                     const Request& request,
+                                     DecisionRequest* out) {
+  if (std::string error = api::DecodeError(request); !error.empty()) {
+    return absl::InvalidArgumentError(error);
+  }
+  absl::Status status =
+      ValidateChannel(rs, "channel", request.channel(), &out->channel);
+  if (status.ok()) {
+    status =
+        ValidatePlacement(rs, "placement", request.placement(), out->channel,
+                          /*optional=*/false, &out->placement);
+  }
+  if (status.ok()) {
+    status = ConvertValueMap("context", request.context(), kMaxContextEntries,
+                             /*allow_null=*/false, &out->context);
+  }
+  if (status.ok() && request.limit() < 0) {
+    status = absl::InvalidArgumentError("limit: must not be negative");
+  }
+  out->limit = std::clamp(request.limit(), 1, kMaxLimit);
+  return status;
+}
+
+// One decision: the inputs, and what the budget leases found so far.
+struct Decision {
+  std::shared_ptr<const ServingRuleset> serving;
+  DecisionRequest request;
+  std::string contact_id;
+  ruleset::ContactSnapshot contact;
+  ruleset::ContactRestraint restraint;
+  absl::Time now;
+  bool explain = false;
+  uint64_t seed = 0;
+  std::vector<int> exhausted;  // actions whose budget is spent
+  std::vector<int> reserved;   // actions holding a leased unit for this call
+};
+
+ruleset::DecisionResult Decide(const Decision& d,
+                               const ruleset::PosteriorTable& posteriors) {
+  const ServingRuleset& serving = *d.serving;
+  const ruleset::Ruleset& rs = *serving.ruleset;
+  ruleset::ContactBinding contact(rs, d.contact);
+  ruleset::ContextBinding context(rs.channels[d.request.channel].id,
+                                  rs.placements[d.request.placement].id,
+                                  d.request.context);
+  ruleset::PolicyCheck policies(rs, d.request.channel, d.contact, d.restraint,
+                                d.now);
+  DecisionRandom random(d.seed);
+  ruleset::ThompsonSampler sampler(rs, posteriors, random);
+  ruleset::DecisionOptions options;
+  options.limit = d.request.limit;
+  options.explain = d.explain;
+  options.propensities = &sampler;
+  options.contact_id = d.contact_id;
+  options.policies = &policies;
+  options.exhausted_budgets = d.exhausted;
+  return serving.decider->Decide(d.contact.phase, d.request.placement,
+                                 contact.value(), context.value(), d.now,
+                                 options);
+}
+
+using Finish = std::function<void(const absl::Status&)>;
+
+// Decides, leasing budget units for the chosen actions that need one (each
+// lease re-runs the decision, without the action when its budget is spent),
+// then answers and records the served touches.
+void DecideAndAnswer(const Runtime& runtime, std::shared_ptr<Decision> d,
+                     absl::Time deadline, NextBestActionResponse* response,
+                     Finish finish) {
+  const ServingRuleset& serving = *d->serving;
+  const ruleset::Ruleset& rs = *serving.ruleset;
+  std::shared_ptr<const ruleset::PosteriorTable> posteriors =
+      runtime.posteriors->Table(rs);
+  ruleset::DecisionResult result = Decide(*d, *posteriors);
+
+  for (const ruleset::RankedAction& r : result.ranked) {
+    const ruleset::Action& action = rs.actions[r.action];
+    if (!action.budget.has_value() || r.fallback) continue;
+    if (std::find(d->reserved.begin(), d->reserved.end(), r.action) !=
+        d->reserved.end()) {
+      continue;
+    }
+    if (runtime.budgets->TryTake(action, d->now)) {
+      d->reserved.push_back(r.action);
+      continue;
+    }
+    int a = r.action;
+    runtime.budgets->Reserve(
+        action, d->now, deadline,
+        [&runtime, d, a, deadline, response, finish](bool taken) {
+          runtime.metrics->RecordBudgetLease(taken ? BudgetLease::kGranted
+                                                   : BudgetLease::kExhausted);
+          (taken ? d->reserved : d->exhausted).push_back(a);
+          DecideAndAnswer(runtime, d, deadline, response, finish);
+        });
+    return;
+  }
+
+  const int channel = d->request.channel;
+  const int placement = d->request.placement;
+  TokenContext tokens;
+  tokens.signer = runtime.tokens;
+  tokens.contact_id = d->contact_id;
+  tokens.channel_id = rs.channels[channel].id;
+  tokens.placement_id = rs.placements[placement].id;
+  tokens.phase_id = rs.phases[d->contact.phase].id;
+  tokens.now = d->now;
+  std::vector<TouchWrite> touches;
+  for (const ruleset::RankedAction& r : result.ranked) {
+    AddRankedAction(serving, r, /*degraded_fallback=*/false, tokens, response);
+    runtime.metrics->RecordDecision(placement, r.action);
+    if (serving.RecordsServed(r.action, channel)) {
+      touches.push_back({rs.channels[channel].id, rs.actions[r.action].id});
+    }
+    if (rs.actions[r.action].adaptive.has_value()) {
+      runtime.posteriors->RecordTrial(rs, r.action, placement,
+                                      d->contact.phase);
+    }
+  }
+  for (const ruleset::Exposure& x : result.exposures) {
+    runtime.metrics->RecordExposure(x.experiment, x.variant);
+  }
+  AddExplanation(rs, result, response);
+  if (!touches.empty()) {
+    // Not awaited (caps are best-effort under races; see policy.h).
+    runtime.store->RecordServed(d->contact_id, touches, d->now,
+                                d->now + runtime.write_budget,
+                                [](absl::StatusOr<bool>) {});
+  }
+  finish(absl::OkStatus());
+}
+
+TokenRejection RejectionOf(const absl::Status& s) {
+  if (s.code() == absl::StatusCode::kPermissionDenied) {
+    return absl::StrContains(s.message(), "another key")
+               ? TokenRejection::kForeignKey
+               : TokenRejection::kBadSignature;
+  }
+  if (absl::StrContains(s.message(), "expired") ||
+      absl::StrContains(s.message(), "future")) {
+    return TokenRejection::kExpired;
+  }
+  return TokenRejection::kMalformed;
 }
 
 }  // namespace
@@ -47,58 +219,43 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
-  auto finish = [reactor, metrics, start](const absl::Status& status) {
+  Finish finish = [reactor, metrics, start](const absl::Status& status) {
     metrics->RecordRequest(Method::kNextBestAction,
                            static_cast<int>(status.code()),
                            absl::Now() - start);
     reactor->Finish(ToGrpcStatus(status));
   };
 
-  std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
-  if (serving == nullptr) {
+  auto d = std::make_shared<Decision>();
+  d->serving = runtime_.rulesets->Get();
+  if (d->serving == nullptr) {
     finish(absl::UnavailableError("no ruleset is loaded"));
     return reactor;
   }
-  const ruleset::Ruleset& rs = *serving->ruleset;
-  int channel = -1, placement = -1;
-  auto context_entries =
-      std::make_shared<std::vector<std::pair<std::string, cel::Value>>>();
-  absl::Status status = absl::OkStatus();
-  if (std::string error = api::DecodeError(*request); !error.empty()) {
-    status = absl::InvalidArgumentError(error);
-  }
+  const ruleset::Ruleset& rs = *d->serving->ruleset;
+  absl::Status status = ValidateDecisionRequest(rs, *request, &d->request);
   if (status.ok()) status = ValidateId("contact_id", request->contact_id());
-  if (status.ok())
-    status = ValidateChannel(rs, "channel", request->channel(), &channel);
-  if (status.ok()) {
-    status = ValidatePlacement(rs, "placement", request->placement(), channel,
-                               /*optional=*/false, &placement);
-  }
-  if (status.ok()) {
-    status = ConvertValueMap("context", request->context(), kMaxContextEntries,
-                             /*allow_null=*/false, context_entries.get());
-  }
-  if (status.ok() && request->limit() < 0) {
-    status = absl::InvalidArgumentError("limit: must not be negative");
-  }
   if (!status.ok()) {
     finish(status);
     return reactor;
   }
-  int limit = std::clamp(request->limit(), 1, kMaxLimit);
-
-  absl::Time now = runtime_.clock->Now();
-  absl::Time deadline = CallDeadline(context, now, runtime_.decision_budget);
+  d->contact_id = request->contact_id();
+  d->explain = request->explain();
+  d->now = runtime_.clock->Now();
+  d->seed = NewSeed();
+  absl::Time deadline = CallDeadline(context, d->now, runtime_.decision_budget);
   response->set_contact_id(request->contact_id());
   response->set_ruleset_version(rs.version);
-  *response->mutable_decision_time() = TimeToProto(now);
+  *response->mutable_decision_time() = TimeToProto(d->now);
 
+  const Runtime& runtime = runtime_;
   runtime_.store->LoadContact(
-      serving->ruleset, request->contact_id(), now,
+      d->serving->ruleset, request->contact_id(), d->now,
       ReadDeadline(start, deadline),
-      [serving, response, finish, context_entries, channel, placement, limit,
-       now, metrics](absl::StatusOr<DecodedContact> loaded) {
-        const ruleset::Ruleset& rs = *serving->ruleset;
+      [&runtime, d, response, finish,
+       deadline](absl::StatusOr<DecodedContact> loaded) {
+        const ruleset::Ruleset& rs = *d->serving->ruleset;
+        const int placement = d->request.placement;
         const ruleset::Placement& where = rs.placements[placement];
         if (!loaded.ok()) {
           bool timeout =
@@ -107,36 +264,229 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
           response->set_degraded_reason(
               timeout ? tappa::v1::DEGRADED_REASON_STORE_TIMEOUT
                       : tappa::v1::DEGRADED_REASON_STORE_UNAVAILABLE);
-          metrics->RecordFallback(placement,
-                                  timeout ? DegradedReason::kStoreTimeout
-                                          : DegradedReason::kStoreUnavailable);
+          runtime.metrics->RecordFallback(
+              placement, timeout ? DegradedReason::kStoreTimeout
+                                 : DegradedReason::kStoreUnavailable);
           if (where.fallback_action >= 0) {
-            AddAction(*serving, where.fallback_action, 0, /*fallback=*/true,
-                      absl::StrCat("placements/", where.id, "/fallback"),
-                      response);
-            metrics->RecordDecision(placement, where.fallback_action);
+            TokenContext tokens;
+            tokens.signer = runtime.tokens;
+            tokens.contact_id = d->contact_id;
+            tokens.channel_id = rs.channels[d->request.channel].id;
+            tokens.placement_id = where.id;
+            tokens.now = d->now;
+            ruleset::RankedAction r;
+            r.action = where.fallback_action;
+            AddRankedAction(*d->serving, r, /*degraded_fallback=*/true, tokens,
+                            response);
+            runtime.metrics->RecordDecision(placement, where.fallback_action);
           }
           return finish(absl::OkStatus());
         }
-        const ruleset::ContactSnapshot& snapshot = loaded->snapshot;
-        response->set_phase(rs.phases[snapshot.phase].id);
-        ruleset::ContactBinding contact(rs, snapshot);
-        ruleset::ContextBinding context(rs.channels[channel].id, where.id,
-                                        *context_entries);
-        ruleset::DecisionOptions options;
-        options.limit = limit;
-        ruleset::DecisionResult result =
-            serving->decider->Decide(snapshot.phase, placement, contact.value(),
-                                     context.value(), now, options);
-        for (const ruleset::RankedAction& r : result.ranked) {
-          const ruleset::Action& a = rs.actions[r.action];
-          AddAction(*serving, r.action, r.score, /*fallback=*/false,
-                    a.when ? absl::StrCat("actions/", a.id, "/when")
-                           : absl::StrCat("actions/", a.id),
-                    response);
-          metrics->RecordDecision(placement, r.action);
+        d->contact = std::move(loaded->snapshot);
+        d->restraint = std::move(loaded->restraint);
+        response->set_phase(rs.phases[d->contact.phase].id);
+        // Budget leases and the decision itself may take the rest of the
+        // call's time; the reserve kept for the fallback is not needed.
+        DecideAndAnswer(runtime, d, deadline, response, finish);
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
+    grpc::CallbackServerContext* context,
+    const tappa::v1::ReportOutcomeRequest* request,
+    tappa::v1::ReportOutcomeResponse* response) {
+  absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Metrics* metrics = runtime_.metrics;
+  Finish finish = [reactor, metrics, start](const absl::Status& status) {
+    metrics->RecordRequest(Method::kReportOutcome,
+                           static_cast<int>(status.code()),
+                           absl::Now() - start);
+    reactor->Finish(ToGrpcStatus(status));
+  };
+  std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
+  if (serving == nullptr) {
+    finish(absl::UnavailableError("no ruleset is loaded"));
+    return reactor;
+  }
+  if (std::string error = api::DecodeError(*request); !error.empty()) {
+    finish(absl::InvalidArgumentError(error));
+    return reactor;
+  }
+  static constexpr OutcomeKind kKinds[] = {
+      OutcomeKind::kImpression, OutcomeKind::kClick, OutcomeKind::kConversion,
+      OutcomeKind::kDismiss};
+  static constexpr char kLetters[] = {'i', 'c', 'v', 'd'};
+  int outcome = static_cast<int>(request->outcome());
+  if (outcome < 1 || outcome > 4) {
+    finish(absl::InvalidArgumentError(
+        "outcome: must be one of OUTCOME_IMPRESSION, OUTCOME_CLICK, "
+        "OUTCOME_CONVERSION, OUTCOME_DISMISS"));
+    return reactor;
+  }
+  absl::Time now = runtime_.clock->Now();
+  absl::StatusOr<DecisionTokenClaims> claims =
+      runtime_.tokens->Verify(request->decision_token(), now);
+  if (!claims.ok()) {
+    metrics->RecordTokenRejected(RejectionOf(claims.status()));
+    finish(claims.status());
+    return reactor;
+  }
+  OutcomeKind kind = kKinds[outcome - 1];
+  OutcomeWrite write;
+  write.decision_id = claims->decision_id;
+  write.kind = kLetters[outcome - 1];
+  write.channel = claims->channel_id;
+  write.action = claims->action_id;
+  write.record_ttl = runtime_.tokens->ttl();
+  response->set_contact_id(claims->contact_id);
+  response->set_action_id(claims->action_id);
+  absl::Time deadline = CallDeadline(context, now, runtime_.write_budget);
+  const Runtime& runtime = runtime_;
+  // Copied before `claims` moves into the callback (argument evaluation
+  // order is unspecified).
+  const std::string contact_id = claims->contact_id;
+  runtime_.store->RecordOutcome(
+      contact_id, write, now, deadline,
+      [&runtime, serving, claims = *std::move(claims), kind, response,
+       finish](absl::StatusOr<OutcomeRecord> recorded) {
+        if (!recorded.ok()) return finish(recorded.status());
+        if (*recorded == OutcomeRecord::kDuplicate) {
+          response->set_duplicate(true);
+          return finish(absl::OkStatus());
+        }
+        const ruleset::Ruleset& rs = *serving->ruleset;
+        int phase = rs.FindPhase(claims.phase_id);
+        int experiment = claims.experiment_id.empty()
+                             ? -1
+                             : rs.FindExperiment(claims.experiment_id);
+        int variant = -1;
+        if (experiment >= 0 && !claims.holdout) {
+          const auto& variants = rs.experiments[experiment].variants;
+          for (size_t v = 0; v < variants.size(); ++v) {
+            if (variants[v].id == claims.variant_id) variant = v;
+          }
+          if (variant < 0) experiment = -1;  // the variant is gone
+        }
+        runtime.metrics->RecordOutcome(kind, phase, experiment, variant);
+        // The first click or conversion of a decision is a success of an
+        // adaptive action's arm.
+        bool success =
+            (kind == OutcomeKind::kClick || kind == OutcomeKind::kConversion) &&
+            *recorded == OutcomeRecord::kNew;
+        int action = rs.FindAction(claims.action_id);
+        int placement = rs.FindPlacement(claims.placement_id);
+        if (success && action >= 0 && placement >= 0 && phase >= 0 &&
+            rs.actions[action].adaptive.has_value()) {
+          runtime.posteriors->RecordSuccess(rs, action, placement, phase);
         }
         finish(absl::OkStatus());
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
+    grpc::CallbackServerContext* context,
+    const tappa::v1::SimulateRequest* request,
+    tappa::v1::SimulateResponse* response) {
+  absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Metrics* metrics = runtime_.metrics;
+  Finish finish = [reactor, metrics, start](const absl::Status& status) {
+    metrics->RecordRequest(Method::kSimulate, static_cast<int>(status.code()),
+                           absl::Now() - start);
+    reactor->Finish(ToGrpcStatus(status));
+  };
+  auto d = std::make_shared<Decision>();
+  d->serving = runtime_.rulesets->Get();
+  if (d->serving == nullptr) {
+    finish(absl::UnavailableError("no ruleset is loaded"));
+    return reactor;
+  }
+  const ruleset::Ruleset& rs = *d->serving->ruleset;
+  absl::Status status = ValidateDecisionRequest(rs, *request, &d->request);
+  if (status.ok() && !request->contact_id().empty()) {
+    status = ValidateId("contact_id", request->contact_id());
+  }
+  if (status.ok() && request->contact_id().empty() && !request->has_contact()) {
+    status = absl::InvalidArgumentError(
+        "contact_id: required unless `contact` gives a hypothetical contact");
+  }
+  d->now =
+      request->has_at() ? ProtoToTime(request->at()) : runtime_.clock->Now();
+  nlohmann::json contact_json;
+  if (status.ok() && request->has_contact()) {
+    std::string text;
+    (void)google::protobuf::util::MessageToJsonString(request->contact(),
+                                                      &text);
+    contact_json = nlohmann::json::parse(text, nullptr, false);
+    if (contact_json.is_discarded()) {
+      status = absl::InvalidArgumentError("contact: not a JSON object");
+    }
+  }
+  if (!status.ok()) {
+    finish(status);
+    return reactor;
+  }
+  d->explain = true;
+  d->seed = NewSeed();
+  d->contact_id = request->contact_id();
+  // Budgets are not leased: those this server found spent are reported.
+  for (int a = 0; a < static_cast<int>(rs.actions.size()); ++a) {
+    if (rs.actions[a].budget.has_value() &&
+        runtime_.budgets->KnownExhausted(rs.actions[a], d->now)) {
+      d->exhausted.push_back(a);
+    }
+  }
+  NextBestActionResponse* out = response->mutable_decision();
+  out->set_ruleset_version(rs.version);
+  *out->mutable_decision_time() = TimeToProto(d->now);
+  const Runtime& runtime = runtime_;
+  auto answer = [&runtime, d, out, finish]() {
+    const ruleset::Ruleset& rs = *d->serving->ruleset;
+    out->set_contact_id(d->contact_id);
+    out->set_phase(rs.phases[d->contact.phase].id);
+    ruleset::DecisionResult result = Decide(*d, *runtime.posteriors->Table(rs));
+    TokenContext no_tokens;
+    no_tokens.placement_id = rs.placements[d->request.placement].id;
+    for (const ruleset::RankedAction& r : result.ranked) {
+      AddRankedAction(*d->serving, r, /*degraded_fallback=*/false, no_tokens,
+                      out);
+    }
+    AddExplanation(rs, result, out);
+    finish(absl::OkStatus());
+  };
+
+  if (request->contact_id().empty()) {
+    absl::StatusOr<ruleset::ContactSnapshot> contact =
+        ruleset::ContactFromJson(rs, contact_json, d->now);
+    if (!contact.ok()) {
+      finish(contact.status());
+      return reactor;
+    }
+    d->contact = *std::move(contact);
+    d->contact_id = d->contact.id;
+    answer();
+    return reactor;
+  }
+  absl::Time deadline = CallDeadline(context, start, runtime_.decision_budget);
+  runtime_.store->LoadContact(
+      d->serving->ruleset, request->contact_id(), d->now, deadline,
+      [d, contact_json = std::move(contact_json), answer,
+       finish](absl::StatusOr<DecodedContact> loaded) {
+        if (!loaded.ok()) {
+          return finish(absl::UnavailableError(absl::StrCat(
+              "cannot read the contact: ", loaded.status().message())));
+        }
+        d->contact = std::move(loaded->snapshot);
+        d->restraint = std::move(loaded->restraint);
+        if (!contact_json.is_null()) {
+          absl::Status s = ruleset::ApplyContactOverrides(
+              *d->serving->ruleset, contact_json, d->now, &d->contact);
+          if (!s.ok()) return finish(s);
+        }
+        answer();
       });
   return reactor;
 }

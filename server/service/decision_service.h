@@ -1,8 +1,18 @@
-// tappa.v1.DecisionService over the callback API. A NextBestAction awaits
-// exactly one Redis round trip (HGETALL of the contact); when Redis is down
-// or slower than the call's deadline (or --decision_budget when the client
-// set none) allows, it answers with the placement's fallback action flagged
-// `degraded`, within that deadline.
+// tappa.v1.DecisionService over the callback API.
+//
+// NextBestAction awaits exactly one Redis round trip: the contact's hash and
+// its restraint record, pipelined. Policies and experiments are computed
+// from them, adaptive propensities come from the PosteriorCache, and the
+// touches caps need are written afterwards without the response waiting.
+// The one exception: when a chosen action has a global budget and this
+// server holds no leased unit of it, a lease is awaited (BudgetLeases).
+// When Redis is down or slower than the call's deadline (or
+// --decision_budget when the client set none) allows, it answers with the
+// placement's fallback action flagged `degraded`, within that deadline.
+//
+// ReportOutcome verifies the token and records the outcome with one script.
+// Simulate decides like NextBestAction, with an explanation and no side
+// effect at all.
 #ifndef TAPPA_SERVER_SERVICE_DECISION_SERVICE_H_
 #define TAPPA_SERVER_SERVICE_DECISION_SERVICE_H_
 
@@ -20,6 +30,16 @@ class DecisionServiceImpl final
       grpc::CallbackServerContext* context,
       const tappa::v1::NextBestActionRequest* request,
       tappa::v1::NextBestActionResponse* response) override;
+
+  grpc::ServerUnaryReactor* ReportOutcome(
+      grpc::CallbackServerContext* context,
+      const tappa::v1::ReportOutcomeRequest* request,
+      tappa::v1::ReportOutcomeResponse* response) override;
+
+  grpc::ServerUnaryReactor* Simulate(
+      grpc::CallbackServerContext* context,
+      const tappa::v1::SimulateRequest* request,
+      tappa::v1::SimulateResponse* response) override;
 
  private:
   Runtime runtime_;

@@ -18,6 +18,22 @@ absl::StatusOr<std::shared_ptr<const ServingRuleset>> ServingRuleset::Create(
           "action ", ruleset->actions[i].id, ": content: ", status.ToString()));
     }
   }
+  auto served = [](const std::vector<ruleset::Limit>& caps) {
+    for (const ruleset::Limit& l : caps) {
+      if (l.count_on == ruleset::Limit::CountOn::kServed) return true;
+    }
+    return false;
+  };
+  for (const ruleset::Action& a : ruleset->actions) {
+    serving->action_counts_served.push_back(served(a.caps));
+    if (a.adaptive.has_value()) serving->has_adaptive = true;
+  }
+  serving->channel_counts_served.assign(ruleset->channels.size(), false);
+  for (const ruleset::ChannelPolicy& p : ruleset->policies.channels) {
+    if (p.channel >= 0)
+      serving->channel_counts_served[p.channel] = served(p.caps);
+  }
+  serving->global_counts_served = served(ruleset->policies.caps);
   serving->ruleset = std::move(ruleset);
   return std::shared_ptr<const ServingRuleset>(std::move(serving));
 }

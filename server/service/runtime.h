@@ -14,7 +14,10 @@
 #include "rules/ruleset/decision.h"
 #include "rules/ruleset/ruleset.h"
 #include "server/metrics/metrics.h"
+#include "server/service/budget_leases.h"
+#include "server/service/posterior_cache.h"
 #include "server/store/contact_store.h"
+#include "server/tokens/decision_token.h"
 
 namespace tappa::server {
 
@@ -36,6 +39,18 @@ struct ServingRuleset {
   std::shared_ptr<const ruleset::Ruleset> ruleset;
   std::shared_ptr<const ruleset::Decider> decider;
   std::vector<google::protobuf::Struct> contents;  // by action index
+  // Whether serving an action must be recorded as a touch for caps that
+  // count served actions: the action's own caps, its channel's, or the
+  // global ones (so NextBestAction writes nothing when no cap needs it).
+  std::vector<bool> action_counts_served;   // by action
+  std::vector<bool> channel_counts_served;  // by channel
+  bool global_counts_served = false;
+  // Whether any action is adaptive (else posteriors need no refreshing).
+  bool has_adaptive = false;
+  bool RecordsServed(int action, int channel) const {
+    return global_counts_served || action_counts_served[action] ||
+           channel_counts_served[channel];
+  }
 
   // Fails only if an action's content cannot be converted (never for a
   // ruleset that loaded).
@@ -62,6 +77,10 @@ struct Runtime {
   RulesetHolder* rulesets = nullptr;
   ContactStore* store = nullptr;
   Metrics* metrics = nullptr;
+  // Signs decision tokens and verifies them in ReportOutcome.
+  const DecisionTokenSigner* tokens = nullptr;
+  BudgetLeases* budgets = nullptr;
+  PosteriorCache* posteriors = nullptr;
   // The time a NextBestAction may take when the client sets no deadline.
   absl::Duration decision_budget = absl::Milliseconds(20);
   // The time a write may take when the client sets no deadline.

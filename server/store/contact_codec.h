@@ -38,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "rules/ruleset/contact.h"
+#include "rules/ruleset/policy.h"
 #include "rules/ruleset/ruleset.h"
 #include "server/redis/redis_client.h"
 
@@ -47,6 +48,9 @@ using FieldMap = absl::flat_hash_map<std::string, std::string>;
 
 struct DecodedContact {
   bool exists = false;
+  // The contact's restraint record (restraint_codec.h); filled by
+  // ContactStore::LoadContact only.
+  ruleset::ContactRestraint restraint;
   int64_t version = 0;
   ruleset::ContactSnapshot snapshot;
 };

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "server/store/restraint_codec.h"
 
 namespace tappa::server {
 namespace {
@@ -78,13 +79,98 @@ end
 return {'ok', tostring(v + 1)}
 )lua";
 
-// KEYS: contact, history, shard phases. Returns 1 when anything existed.
+// KEYS: contact, history, shard phases, restraint. Returns 1 when anything
+// existed.
 constexpr char kDeleteScript[] = R"lua(
 local p = redis.call('HGET', KEYS[1], 'p')
-local n = redis.call('DEL', KEYS[1], KEYS[2])
+local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 if p then redis.call('HINCRBY', KEYS[3], p, -1) end
 if n > 0 then return 1 end
 return 0
+)lua";
+
+// KEYS: restraint record. ARGV: 1 mode ("serve" or "outcome"), 2 now
+// (base 36), 3 now ms, 4 max touches, 5 record ttl ms.
+//   serve: 6 N, then N (channel, action) pairs; returns 1.
+//   outcome: 6 decision id, 7 kind (i c v d), 8 channel, 9 action, 10 outcome
+//     record ttl ms, 11 max outcome records, 12 prune every; returns 0 for a
+//     duplicate, 1 when new, 2 when new but a click or conversion of the
+//     decision was already recorded.
+constexpr char kRestraintScript[] = R"lua(
+local key = KEYS[1]
+local now36, now = ARGV[2], tonumber(ARGV[3])
+local function touch(kind, ch, a)
+  local s = now36 .. '|' .. kind .. '|' .. ch .. '|' .. a
+  local t = redis.call('HGET', key, 't')
+  if t then s = s .. ',' .. t end
+  local keep, pos, count = tonumber(ARGV[4]), 0, 0
+  while true do
+    local i = string.find(s, ',', pos + 1, true)
+    if not i then break end
+    count = count + 1
+    if count == keep then s = string.sub(s, 1, i - 1) break end
+    pos = i
+  end
+  redis.call('HSET', key, 't', s)
+  redis.call('HINCRBY', key, 'l' .. kind .. '|' .. a, 1)
+  redis.call('HINCRBY', key, 'c' .. kind .. '|' .. ch, 1)
+  redis.call('HINCRBY', key, 'g' .. kind, 1)
+end
+local result = 1
+if ARGV[1] == 'serve' then
+  local n = tonumber(ARGV[6])
+  for i = 0, n - 1 do touch('s', ARGV[7 + 2 * i], ARGV[8 + 2 * i]) end
+else
+  local field = 'o|' .. ARGV[6]
+  local kind = ARGV[7]
+  local rec = redis.call('HGET', key, field)
+  local kinds = ''
+  if rec then
+    kinds = string.match(rec, '|(%a*)$') or ''
+    if string.find(kinds, kind, 1, true) then return 0 end
+    if string.find(kinds, '[cv]') then result = 2 end
+  end
+  redis.call('HSET', key, field, now36 .. '|' .. kinds .. kind)
+  if kind == 'i' then
+    touch('i', ARGV[8], ARGV[9])
+  elseif kind == 'd' then
+    redis.call('HSET', key, 'd|' .. ARGV[9], now36, 'dc|' .. ARGV[8], now36)
+  end
+  if redis.call('HINCRBY', key, 'oc', 1) >= tonumber(ARGV[12]) then
+    local ttl = tonumber(ARGV[10])
+    local all = redis.call('HGETALL', key)
+    local live = {}
+    for i = 1, #all, 2 do
+      if string.sub(all[i], 1, 2) == 'o|' then
+        local t = tonumber(string.match(all[i + 1], '^(%w+)'), 36) or 0
+        if t + ttl <= now then
+          redis.call('HDEL', key, all[i])
+        else
+          live[#live + 1] = {t, all[i]}
+        end
+      end
+    end
+    local cap = tonumber(ARGV[11])
+    if #live > cap then
+      table.sort(live, function(a, b) return a[1] < b[1] end)
+      for i = 1, #live - cap do redis.call('HDEL', key, live[i][2]) end
+    end
+    redis.call('HSET', key, 'oc', '0')
+  end
+end
+redis.call('PEXPIRE', key, ARGV[5])
+return result
+)lua";
+
+// KEYS: budget window key. ARGV: 1 max, 2 block, 3 ttl ms. Returns the units
+// granted (0 when the budget is spent).
+constexpr char kBudgetScript[] = R"lua(
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local grant = math.min(tonumber(ARGV[2]), tonumber(ARGV[1]) - used)
+if grant <= 0 then return 0 end
+redis.call('INCRBY', KEYS[1], grant)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return grant
 )lua";
 
 std::string Sha1Hex(absl::string_view data) {
@@ -165,7 +251,9 @@ ContactStore::ContactStore(RedisClient* redis, int shards)
     : redis_(redis),
       shards_(shards),
       commit_sha_(Sha1Hex(kCommitScript)),
-      delete_sha_(Sha1Hex(kDeleteScript)) {}
+      delete_sha_(Sha1Hex(kDeleteScript)),
+      restraint_sha_(Sha1Hex(kRestraintScript)),
+      budget_sha_(Sha1Hex(kBudgetScript)) {}
 
 std::string ContactStore::ShardPhasesKey(int shard) const {
   return absl::StrFormat("tp:{s:%04d}:phases", shard);
@@ -176,20 +264,34 @@ ContactKeys ContactStore::KeysFor(absl::string_view contact_id) const {
       absl::StrFormat("tp:{s:%04d}:", ShardOf(contact_id, shards_));
   return ContactKeys{absl::StrCat(prefix, "c:", contact_id),
                      absl::StrCat(prefix, "h:", contact_id),
-                     absl::StrCat(prefix, "phases")};
+                     absl::StrCat(prefix, "phases"),
+                     absl::StrCat(prefix, "q:", contact_id)};
+}
+
+std::string ContactStore::BudgetKey(absl::string_view action_id,
+                                    absl::string_view window) const {
+  return absl::StrCat("tp:{b:", action_id, "}:", window);
 }
 
 void ContactStore::LoadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
                                absl::string_view contact_id, absl::Time now,
                                absl::Time deadline, Done<DecodedContact> done) {
   ContactKeys keys = KeysFor(contact_id);
-  redis_->Command(
-      {"HGETALL", keys.contact}, deadline,
+  redis_->Pipeline(
+      {{"HGETALL", keys.contact}, {"HGETALL", keys.restraint}}, deadline,
       [ruleset = std::move(ruleset), id = std::string(contact_id), now,
-       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-        if (!reply.ok()) return done(reply.status());
-        if (reply->is_error()) return done(UnexpectedReply("HGETALL", *reply));
-        done(DecodeContact(*ruleset, id, *reply, now));
+       done = std::move(done)](
+          absl::StatusOr<std::vector<RedisReply>> replies) mutable {
+        if (!replies.ok()) return done(replies.status());
+        for (const RedisReply& r : *replies) {
+          if (r.is_error()) return done(UnexpectedReply("HGETALL", r));
+        }
+        absl::StatusOr<DecodedContact> contact =
+            DecodeContact(*ruleset, id, (*replies)[0], now);
+        if (contact.ok()) {
+          contact->restraint = DecodeRestraint(*ruleset, (*replies)[1]);
+        }
+        done(std::move(contact));
       });
 }
 
@@ -303,7 +405,8 @@ void ContactStore::DeleteContact(absl::string_view contact_id,
                                  absl::Time deadline, Done<bool> done) {
   ContactKeys keys = KeysFor(contact_id);
   RunScript(kDeleteScript, delete_sha_,
-            {keys.contact, keys.history, keys.shard_phases}, {}, deadline,
+            {keys.contact, keys.history, keys.shard_phases, keys.restraint}, {},
+            deadline,
             [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
               if (!reply.ok()) return done(reply.status());
               if (reply->type != RedisReply::Type::kInteger) {
@@ -311,6 +414,87 @@ void ContactStore::DeleteContact(absl::string_view contact_id,
               }
               done(reply->integer == 1);
             });
+}
+
+namespace {
+
+// Yields the integer reply of a script, or an error.
+RedisClient::Callback IntegerReply(
+    absl::string_view what,
+    absl::AnyInvocable<void(absl::StatusOr<int64_t>)> done) {
+  return [what = std::string(what),
+          done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+    if (!reply.ok()) return done(reply.status());
+    if (reply->type != RedisReply::Type::kInteger) {
+      return done(UnexpectedReply(what, *reply));
+    }
+    done(reply->integer);
+  };
+}
+
+}  // namespace
+
+void ContactStore::RecordServed(absl::string_view contact_id,
+                                const std::vector<TouchWrite>& touches,
+                                absl::Time now, absl::Time deadline,
+                                Done<bool> done) {
+  std::vector<std::string> args = {
+      "serve",
+      Base36(MillisOf(now)),
+      absl::StrCat(MillisOf(now)),
+      absl::StrCat(ruleset::kMaxTouches),
+      absl::StrCat(absl::ToInt64Milliseconds(kRestraintTtl)),
+      absl::StrCat(touches.size())};
+  for (const TouchWrite& t : touches) {
+    args.push_back(t.channel);
+    args.push_back(t.action);
+  }
+  RunScript(
+      kRestraintScript, restraint_sha_, {KeysFor(contact_id).restraint},
+      std::move(args), deadline,
+      IntegerReply("restraint script",
+                   [done = std::move(done)](absl::StatusOr<int64_t> n) mutable {
+                     if (!n.ok()) return done(n.status());
+                     done(true);
+                   }));
+}
+
+void ContactStore::RecordOutcome(absl::string_view contact_id,
+                                 const OutcomeWrite& w, absl::Time now,
+                                 absl::Time deadline,
+                                 Done<OutcomeRecord> done) {
+  std::vector<std::string> args = {
+      "outcome",
+      Base36(MillisOf(now)),
+      absl::StrCat(MillisOf(now)),
+      absl::StrCat(ruleset::kMaxTouches),
+      absl::StrCat(absl::ToInt64Milliseconds(kRestraintTtl)),
+      w.decision_id,
+      std::string(1, w.kind),
+      w.channel,
+      w.action,
+      absl::StrCat(absl::ToInt64Milliseconds(w.record_ttl)),
+      absl::StrCat(kMaxOutcomeRecords),
+      absl::StrCat(kPruneIdempotencyEvery)};
+  RunScript(
+      kRestraintScript, restraint_sha_, {KeysFor(contact_id).restraint},
+      std::move(args), deadline,
+      IntegerReply("restraint script", [done = std::move(done)](
+                                           absl::StatusOr<int64_t> n) mutable {
+        if (!n.ok()) return done(n.status());
+        if (*n == 0) return done(OutcomeRecord::kDuplicate);
+        done(*n == 2 ? OutcomeRecord::kNewAfterSuccess : OutcomeRecord::kNew);
+      }));
+}
+
+void ContactStore::LeaseBudget(absl::string_view action_id,
+                               absl::string_view window, int64_t max,
+                               int64_t block, absl::Duration ttl,
+                               absl::Time deadline, Done<int64_t> done) {
+  RunScript(kBudgetScript, budget_sha_, {BudgetKey(action_id, window)},
+            {absl::StrCat(max), absl::StrCat(block),
+             absl::StrCat(absl::ToInt64Milliseconds(ttl))},
+            deadline, IntegerReply("budget script", std::move(done)));
 }
 
 void ContactStore::CountPhases(

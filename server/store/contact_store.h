@@ -15,8 +15,17 @@
 //                                times, phase indexes; "" previous = created)
 //   tp:{s:0042}:h:<contact id>   string: phase history (contact_codec.h)
 //   tp:{s:0042}:phases           hash: contacts per phase in the shard
+//   tp:{s:0042}:q:<contact id>   hash: the contact's restraint record
+//                                (touches, dismissals, outcome records;
+//                                restraint_codec.h)
+//   tp:{b:<action id>}:<window>  string: units of the action's global budget
+//                                leased in that budget window (window =
+//                                Unix ms / window length, or "all"); its
+//                                own hash tag, so budgets spread over the
+//                                cluster
 //
-// Round trips: a decision reads with one HGETALL; an event reads with one
+// Round trips: a decision reads with two HGETALLs pipelined in one round
+// trip (the contact and its restraint record); an event reads with one
 // HGETALL (the idempotency record comes with it) and writes with one EVALSHA
 // that checks the contact's version and applies everything (fields, history,
 // idempotency record, phase counts) or nothing. Scripts get `now` as an
@@ -69,6 +78,34 @@ struct ContactKeys {
   std::string contact;
   std::string history;
   std::string shard_phases;
+  std::string restraint;
+};
+
+// A restraint record's hash expires after this long without a write.
+inline constexpr absl::Duration kRestraintTtl = absl::Hours(24 * 400);
+// ReportOutcome's idempotency records: kept for the token lifetime, at most
+// this many per contact, pruned every kPruneIdempotencyEvery writes.
+inline constexpr int kMaxOutcomeRecords = 100;
+
+// One touch to record: an action served (or shown) on a channel.
+struct TouchWrite {
+  std::string channel;
+  std::string action;
+};
+
+// One outcome to record.
+enum class OutcomeRecord {
+  kDuplicate,  // this outcome of this decision was already recorded
+  kNew,
+  kNewAfterSuccess,  // new, but a click or conversion was recorded before
+};
+
+struct OutcomeWrite {
+  std::string decision_id;  // from the token
+  char kind = 'i';          // i impression, c click, v conversion, d dismiss
+  std::string channel;
+  std::string action;
+  absl::Duration record_ttl;  // how long the idempotency record is kept
 };
 
 // The stored first result of an event (returned again for a duplicate).
@@ -128,7 +165,8 @@ class ContactStore {
   template <typename T>
   using Done = absl::AnyInvocable<void(absl::StatusOr<T>)>;
 
-  // One HGETALL. `ruleset` must outlive the callback.
+  // The contact's hash and its restraint record (DecodedContact::restraint):
+  // two HGETALLs pipelined in one round trip.
   void LoadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
                    absl::string_view contact_id, absl::Time now,
                    absl::Time deadline, Done<DecodedContact> done);
@@ -154,6 +192,27 @@ class ContactStore {
   void DeleteContact(absl::string_view contact_id, absl::Time deadline,
                      Done<bool> done);
 
+  // Records served touches (caps with count_on: served). One script; the
+  // caller need not wait for it.
+  void RecordServed(absl::string_view contact_id,
+                    const std::vector<TouchWrite>& touches, absl::Time now,
+                    absl::Time deadline, Done<bool> done);
+
+  // Records an outcome unless already recorded for the decision: an
+  // impression is a touch, a dismissal starts cooldowns.
+  void RecordOutcome(absl::string_view contact_id, const OutcomeWrite& write,
+                     absl::Time now, absl::Time deadline,
+                     Done<OutcomeRecord> done);
+
+  // Leases up to `block` units of a budget of `max` per window: atomically
+  // takes min(block, max - used) and yields how many (0 when spent). The
+  // key expires `ttl` after the lease.
+  void LeaseBudget(absl::string_view action_id, absl::string_view window,
+                   int64_t max, int64_t block, absl::Duration ttl,
+                   absl::Time deadline, Done<int64_t> done);
+  std::string BudgetKey(absl::string_view action_id,
+                        absl::string_view window) const;
+
   // Contacts per phase summed over every shard (pipelined HGETALLs; for
   // metrics, off the request path).
   void CountPhases(absl::Time deadline,
@@ -169,6 +228,8 @@ class ContactStore {
   int shards_;
   std::string commit_sha_;
   std::string delete_sha_;
+  std::string restraint_sha_;
+  std::string budget_sha_;
 };
 
 }  // namespace tappa::server

@@ -127,6 +127,25 @@ class TappaClient {
     return decision_->NextBestAction(&context, request, response);
   }
 
+  grpc::Status Outcome(
+      const std::string& token, tappa::v1::Outcome outcome,
+      tappa::v1::ReportOutcomeResponse* response = nullptr) const {
+    tappa::v1::ReportOutcomeRequest request;
+    request.set_decision_token(token);
+    request.set_outcome(outcome);
+    tappa::v1::ReportOutcomeResponse ignored;
+    grpc::ClientContext context;
+    SetDeadline(&context, timeout_);
+    return decision_->ReportOutcome(&context, request,
+                                    response ? response : &ignored);
+  }
+  grpc::Status Simulate(const tappa::v1::SimulateRequest& request,
+                        tappa::v1::SimulateResponse* response) const {
+    grpc::ClientContext context;
+    SetDeadline(&context, timeout_);
+    return decision_->Simulate(&context, request, response);
+  }
+
  private:
   static void SetDeadline(grpc::ClientContext* context,
                           absl::Duration timeout) {

@@ -8,8 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -30,6 +33,7 @@ struct ClientArgs {
       props;  // --prop / --context k=v
   int limit = 0;
   double timeout_seconds = 5;
+  bool explain = false;
 };
 
 // Parses `k=v`; v is JSON when it parses as JSON (numbers, true, null, "s"),
@@ -83,6 +87,8 @@ std::string ParseArgs(const std::vector<std::string>& args, ClientArgs* out) {
       if (!next(&v) || !absl::SimpleAtod(v, &out->timeout_seconds)) {
         return "--timeout needs seconds";
       }
+    } else if (a == "--explain") {
+      out->explain = true;
     } else if (!a.empty() && a[0] == '-' && a.size() > 1) {
       return "unknown flag " + a;
     } else {
@@ -110,6 +116,47 @@ int Print(const grpc::Status& status, const Message& response,
 }
 
 }  // namespace
+
+std::string FormatExplanation(const tappa::v1::NextBestActionResponse& r) {
+  std::string out = absl::StrCat("contact ", r.contact_id(), " in phase ",
+                                 r.phase().empty() ? "?" : r.phase(),
+                                 r.degraded() ? " (degraded)" : "", "\n");
+  for (const auto& x : r.experiments()) {
+    absl::StrAppend(&out, "experiment ", x.experiment_id(), ": ",
+                    x.holdout() ? "holdout" : "variant " + x.variant_id(),
+                    "\n");
+  }
+  absl::StrAppend(&out, absl::StrFormat("%-24s %-26s %9s %7s %7s %7s %7s  %s\n",
+                                        "ACTION", "VERDICT", "SCORE", "PROP",
+                                        "CTXW", "VALUE", "LEVER", "WHY"));
+  for (const auto& c : r.candidates()) {
+    std::string verdict = tappa::v1::CandidateVerdict_Name(c.verdict());
+    constexpr absl::string_view kPrefix = "CANDIDATE_VERDICT_";
+    if (absl::StartsWith(verdict, kPrefix)) verdict.erase(0, kPrefix.size());
+    verdict = absl::AsciiStrToLower(verdict);
+    bool scored = c.has_factors();
+    std::string why = c.detail();
+    if (!c.false_condition().empty()) {
+      absl::StrAppend(&why, why.empty() ? "" : ": ", c.false_condition());
+    }
+    if (!c.rule().empty()) absl::StrAppend(&why, " [", c.rule(), "]");
+    if (!c.experiment_id().empty()) {
+      absl::StrAppend(&why, " (experiment ", c.experiment_id(),
+                      c.variant_id().empty() ? "" : "/" + c.variant_id(), ")");
+    }
+    absl::StrAppend(
+        &out, scored
+                  ? absl::StrFormat(
+                        "%-24s %-26s %9.4g %7.3g %7.3g %7.3g %7.3g  %s\n",
+                        c.action_id(), verdict, c.score(),
+                        c.factors().propensity(), c.factors().context_weight(),
+                        c.factors().value(), c.factors().lever(), why)
+                  : absl::StrFormat("%-24s %-26s %9s %7s %7s %7s %7s  %s\n",
+                                    c.action_id(), verdict, "-", "-", "-", "-",
+                                    "-", why));
+  }
+  return out;
+}
 
 int RunClient(const std::string& command, const std::vector<std::string>& args,
               std::ostream& out, std::ostream& err) {
@@ -150,7 +197,7 @@ int RunClient(const std::string& command, const std::vector<std::string>& args,
     if (a.positional.size() != 1 || a.channel.empty() || a.placement.empty()) {
       err << "usage: tappactl nba CONTACT --channel C --placement P [--context "
              "k=v]... "
-             "[--limit N]\n";
+             "[--limit N] [--explain]\n";
       return 2;
     }
     tappa::v1::NextBestActionRequest request;
@@ -160,9 +207,37 @@ int RunClient(const std::string& command, const std::vector<std::string>& args,
     request.set_limit(a.limit);
     for (const auto& [k, v] : a.props)
       (*request.mutable_context())[k] = ToValue(v);
+    request.set_explain(a.explain);
     tappa::v1::NextBestActionResponse response;
     grpc::Status s =
         tappa::v1::DecisionService::NewStub(channel)->NextBestAction(
+            &context, request, &response);
+    if (a.explain && s.ok()) {
+      out << FormatExplanation(response);
+      return 0;
+    }
+    return Print(s, response, out, err);
+  }
+  if (command == "outcome") {
+    static const std::pair<const char*, tappa::v1::Outcome> kOutcomes[] = {
+        {"impression", tappa::v1::OUTCOME_IMPRESSION},
+        {"click", tappa::v1::OUTCOME_CLICK},
+        {"conversion", tappa::v1::OUTCOME_CONVERSION},
+        {"dismiss", tappa::v1::OUTCOME_DISMISS}};
+    tappa::v1::ReportOutcomeRequest request;
+    for (const auto& [name, value] : kOutcomes) {
+      if (a.positional.size() == 2 && a.positional[1] == name)
+        request.set_outcome(value);
+    }
+    if (request.outcome() == tappa::v1::OUTCOME_UNSPECIFIED) {
+      err << "usage: tappactl outcome TOKEN "
+             "impression|click|conversion|dismiss\n";
+      return 2;
+    }
+    request.set_decision_token(a.positional[0]);
+    tappa::v1::ReportOutcomeResponse response;
+    grpc::Status s =
+        tappa::v1::DecisionService::NewStub(channel)->ReportOutcome(
             &context, request, &response);
     return Print(s, response, out, err);
   }

@@ -27,10 +27,23 @@ int RunRulesCheck(const std::vector<std::string>& args, std::ostream& out,
 int RunRulesEval(const std::vector<std::string>& args, std::istream& in,
                  std::ostream& out, std::ostream& err);
 
-// `tappactl track|nba|contact|forget ...`: calls a running server
+// `tappactl track|nba|outcome|contact|forget ...`: calls a running server
 // (client_command.cc).
 int RunClient(const std::string& command, const std::vector<std::string>& args,
               std::ostream& out, std::ostream& err);
+
+}  // namespace tappa::tappactl
+
+namespace tappa::v1 {
+class NextBestActionResponse;
+}  // namespace tappa::v1
+
+namespace tappa::tappactl {
+
+// The explanation of a decision as a table: one line per candidate with its
+// verdict, score and factors (or "-"), and why (detail, the false part of
+// its condition, the rule, the experiment).
+std::string FormatExplanation(const tappa::v1::NextBestActionResponse& r);
 
 }  // namespace tappa::tappactl
 

@@ -20,11 +20,15 @@ commands:
       rank order, or an error (schema: rules/README.md, Offline evaluation).
   track CONTACT TYPE --channel C [--placement P] [--prop k=v]... [--event-id ID]
   nba CONTACT --channel C --placement P [--context k=v]... [--limit N]
+      [--explain]
+  outcome TOKEN impression|click|conversion|dismiss
   contact CONTACT
   forget CONTACT
       Call a running tappa-server (--server host:port, or $TAPPA_SERVER,
       default 127.0.0.1:50051) and print the response as JSON. Values of
       k=v are JSON when they parse as JSON (3, true, "x"), else strings.
+      `nba --explain` prints a table of every candidate with its verdict,
+      score factors and the rule behind it instead.
   expr
       Read {"expr": "<CEL>", "bindings": {...}, "disable_macros": false}
       JSON lines on stdin; write {"value": VALUE} or {"error": "..."} lines.
@@ -45,7 +49,7 @@ int main(int argc, char** argv) {
                                     std::cout, std::cerr);
   }
   if (args[0] == "track" || args[0] == "nba" || args[0] == "contact" ||
-      args[0] == "forget") {
+      args[0] == "forget" || args[0] == "outcome") {
     return tappa::tappactl::RunClient(args[0], {args.begin() + 1, args.end()},
                                       std::cout, std::cerr);
   }

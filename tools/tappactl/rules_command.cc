@@ -125,6 +125,7 @@ json EvalLine(const ruleset::Decider& decider, const EvalFlags& flags,
   ruleset::DecisionOptions options;
   options.limit = flags.limit > 0 ? flags.limit : 1000;
   options.explain = flags.explain;
+  options.contact_id = snapshot->id;
   ruleset::DecisionResult result =
       decider.Decide(snapshot->phase, placement, contact.value(),
                      context_binding.value(), now, options);
@@ -142,12 +143,26 @@ json EvalLine(const ruleset::Decider& decider, const EvalFlags& flags,
   out["eligible"] = std::move(eligible);
   out["ranked"] = std::move(ranked);
   if (flags.explain) {
-    json rejected = json::array();
-    for (const ruleset::Rejection& r : result.rejected) {
-      rejected.push_back(
-          {{"id", rs.actions[r.action].id}, {"reason", r.reason}});
+    json candidates = json::array();
+    for (const ruleset::Candidate& c : result.candidates) {
+      json entry = {{"id", rs.actions[c.action].id},
+                    {"verdict", ruleset::VerdictName(c.verdict)}};
+      if (!c.detail.empty()) entry["detail"] = c.detail;
+      if (!c.rule.empty()) entry["rule"] = c.rule;
+      if (!c.false_condition.empty())
+        entry["false_condition"] = c.false_condition;
+      if (c.verdict == ruleset::Verdict::kChosen ||
+          c.verdict == ruleset::Verdict::kBelowLimit ||
+          c.verdict == ruleset::Verdict::kGroupAlreadyServed) {
+        entry["score"] = c.score;
+        entry["factors"] = {{"propensity", c.factors.propensity},
+                            {"context_weight", c.factors.context_weight},
+                            {"value", c.factors.value},
+                            {"lever", c.factors.lever}};
+      }
+      candidates.push_back(std::move(entry));
     }
-    out["rejected"] = std::move(rejected);
+    out["candidates"] = std::move(candidates);
   }
   return out;
 }
