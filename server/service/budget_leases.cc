@@ -39,9 +39,9 @@ bool BudgetLeases::KnownExhausted(const ruleset::Action& action,
          it->second.exhausted && it->second.units == 0;
 }
 
-void BudgetLeases::Reserve(const ruleset::Action& action, absl::Time now,
-                           absl::Time deadline,
-                           absl::AnyInvocable<void(bool)> done) {
+void BudgetLeases::Reserve(
+    const ruleset::Action& action, absl::Time now, absl::Time deadline,
+    absl::AnyInvocable<void(absl::StatusOr<bool>)> done) {
   const ruleset::Limit& budget = *action.budget;
   std::string window = WindowOf(budget, now);
   // The key lives a window past its own (clocks of replicas differ a bit).
@@ -51,7 +51,7 @@ void BudgetLeases::Reserve(const ruleset::Action& action, absl::Time now,
       action.id, window, budget.max, BlockSize(budget), ttl, deadline,
       [this, id = action.id, window,
        done = std::move(done)](absl::StatusOr<int64_t> granted) mutable {
-        if (!granted.ok()) return done(false);
+        if (!granted.ok()) return done(granted.status());
         bool taken = false;
         {
           absl::MutexLock lock(&mu_);

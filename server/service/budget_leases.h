@@ -43,11 +43,12 @@ class BudgetLeases {
   bool TryTake(const ruleset::Action& action, absl::Time now);
 
   // Leases a block from Redis and, when granted, takes one unit of it
-  // (keeping the rest locally). Yields whether a unit was taken; false means
-  // the budget is spent for the window. Store errors yield false too
-  // (budgets never oversell, so doubt means no).
+  // (keeping the rest locally). Yields whether a unit was taken (false: the
+  // budget is spent for the window), or the store's error, which callers
+  // treat as "no unit" (budgets never oversell, so doubt means no).
   void Reserve(const ruleset::Action& action, absl::Time now,
-               absl::Time deadline, absl::AnyInvocable<void(bool)> done);
+               absl::Time deadline,
+               absl::AnyInvocable<void(absl::StatusOr<bool>)> done);
 
   // Whether the last lease for the action's current window found it spent
   // (Simulate reports these without leasing).

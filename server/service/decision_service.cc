@@ -154,10 +154,14 @@ void DecideAndAnswer(const Runtime& runtime, std::shared_ptr<Decision> d,
     int a = r.action;
     runtime.budgets->Reserve(
         action, d->now, deadline,
-        [&runtime, d, a, deadline, response, finish](bool taken) {
-          runtime.metrics->RecordBudgetLease(taken ? BudgetLease::kGranted
-                                                   : BudgetLease::kExhausted);
-          (taken ? d->reserved : d->exhausted).push_back(a);
+        [&runtime, d, a, deadline, response,
+         finish](absl::StatusOr<bool> taken) {
+          runtime.metrics->RecordBudgetLease(!taken.ok() ? BudgetLease::kError
+                                             : *taken
+                                                 ? BudgetLease::kGranted
+                                                 : BudgetLease::kExhausted);
+          bool ok = taken.ok() && *taken;
+          (ok ? d->reserved : d->exhausted).push_back(a);
           DecideAndAnswer(runtime, d, deadline, response, finish);
         });
     return;

@@ -232,6 +232,17 @@ TEST_F(DecisioningE2eTest, ActionCapCountsServedActions) {
             "actions/welcome-offer/caps/0");
 }
 
+TEST_F(DecisioningE2eTest, AcquisitionOfferStopsAfterConversion) {
+  EXPECT_THAT(ActionIds(Nba("kim", "web", "web.hero")),
+              ::testing::ElementsAre("welcome-offer"));
+  Track("kim", "purchase", "web");
+  NextBestActionResponse after = Nba("kim", "web", "web.hero");
+  EXPECT_EQ(after.phase(), "conversion");
+  EXPECT_THAT(ActionIds(after), ::testing::ElementsAre("house-banner"));
+  // Not even a candidate: the offer is for the awareness phase only.
+  EXPECT_EQ(FindCandidate(after, "welcome-offer"), nullptr);
+}
+
 TEST_F(DecisioningE2eTest, ImpressionCapCountsReportedImpressions) {
   std::vector<std::string> tokens;
   for (int i = 0; i < 3; ++i) {
