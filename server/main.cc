@@ -56,6 +56,10 @@ ABSL_FLAG(int, shards, tappa::server::kDefaultShards,
           "orphans data).");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM, how long in-flight calls may take to finish.");
+ABSL_FLAG(int, max_inflight, 1000,
+          "Calls worked on at once; beyond it calls are refused at once "
+          "(RESOURCE_EXHAUSTED; NextBestAction answers the fallback, flagged "
+          "degraded) instead of queueing. 0: no bound.");
 ABSL_FLAG(std::string, decision_token_key_file, "",
           "File holding the key (at least 32 bytes) that signs decision "
           "tokens; every replica must share it. Else the environment variable "
@@ -185,6 +189,7 @@ int Run() {
 
   ContactStore store(redis->get(), shards);
   BudgetLeases budgets(&store);
+  Admission admission(absl::GetFlag(FLAGS_max_inflight));
   PosteriorCache posteriors(redis->get());
   RealClock clock;
   RulesetHolder rulesets;
@@ -196,6 +201,7 @@ int Run() {
   runtime.metrics = &metrics;
   runtime.tokens = tokens.get();
   runtime.budgets = &budgets;
+  runtime.admission = &admission;
   runtime.posteriors = &posteriors;
   runtime.decision_budget = absl::GetFlag(FLAGS_decision_budget);
   runtime.write_budget = absl::GetFlag(FLAGS_write_budget);

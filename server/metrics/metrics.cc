@@ -64,7 +64,7 @@ struct Metrics::RulesetSeries {
   size_t phases = 0;
   // decisions[placement][action] (null when the action is not on it).
   std::vector<std::vector<prometheus::Counter*>> decisions;
-  std::vector<std::array<prometheus::Counter*, 2>> degraded;  // by placement
+  std::vector<std::array<prometheus::Counter*, 3>> degraded;  // by placement
   prometheus::Gauge* info = nullptr;
   // exposures[experiment][variant + 1] (index 0 = holdout), and the same
   // with an outcome kind: experiment_outcomes[experiment][variant + 1][kind].
@@ -227,7 +227,8 @@ void Metrics::InstallRuleset(const ruleset::Ruleset& rs) {
     series->degraded.push_back(
         {&degraded_->Add(
              {{"placement", p.id}, {"reason", "store_unavailable"}}),
-         &degraded_->Add({{"placement", p.id}, {"reason", "store_timeout"}})});
+         &degraded_->Add({{"placement", p.id}, {"reason", "store_timeout"}}),
+         &degraded_->Add({{"placement", p.id}, {"reason", "overloaded"}})});
   }
   for (const auto& x : rs.experiments) {
     std::vector<std::string> arms = {"holdout"};

@@ -4,7 +4,7 @@
 // type. With P phases, C channels, L placements, A actions and N
 // (placement, action) pairs, the series are at most:
 //   requests 8 methods x 17 codes; latency 8 x (buckets + 2);
-//   events C; transitions P x P; decisions N + L fallbacks; degraded L x 2;
+//   events C; transitions P x P; decisions N + L fallbacks; degraded L x 3;
 //   contacts P; redis commands 8 x (buckets + 3); ruleset info 1;
 //   experiment exposures sum(variants + 1) and experiment outcomes 4 x that;
 //   outcomes 4 x P; rejected decision tokens 4; budget leases 3.
@@ -46,7 +46,11 @@ enum class Method : uint8_t {
 };
 absl::string_view MethodName(Method m);
 
-enum class DegradedReason : uint8_t { kStoreUnavailable, kStoreTimeout };
+enum class DegradedReason : uint8_t {
+  kStoreUnavailable,
+  kStoreTimeout,
+  kOverloaded,
+};
 
 // Outcomes of ReportOutcome, in the order of the proto enum (minus 1).
 enum class OutcomeKind : uint8_t { kImpression, kClick, kConversion, kDismiss };

@@ -201,6 +201,34 @@ void DecideAndAnswer(const Runtime& runtime, std::shared_ptr<Decision> d,
   finish(absl::OkStatus());
 }
 
+// The placement's fallback, flagged degraded: when the contact cannot be
+// read in time, or the call is shed.
+void AnswerDegraded(const Runtime& runtime, const Decision& d,
+                    DegradedReason reason, NextBestActionResponse* response) {
+  const ruleset::Ruleset& rs = *d.serving->ruleset;
+  const int placement = d.request.placement;
+  const ruleset::Placement& where = rs.placements[placement];
+  response->set_degraded(true);
+  response->set_degraded_reason(
+      reason == DegradedReason::kStoreTimeout
+          ? tappa::v1::DEGRADED_REASON_STORE_TIMEOUT
+      : reason == DegradedReason::kOverloaded
+          ? tappa::v1::DEGRADED_REASON_OVERLOADED
+          : tappa::v1::DEGRADED_REASON_STORE_UNAVAILABLE);
+  runtime.metrics->RecordFallback(placement, reason);
+  if (where.fallback_action < 0) return;
+  TokenContext tokens;
+  tokens.signer = runtime.tokens;
+  tokens.contact_id = d.contact_id;
+  tokens.channel_id = rs.channels[d.request.channel].id;
+  tokens.placement_id = where.id;
+  tokens.now = d.now;
+  ruleset::RankedAction r;
+  r.action = where.fallback_action;
+  AddRankedAction(*d.serving, r, /*degraded_fallback=*/true, tokens, response);
+  runtime.metrics->RecordDecision(placement, where.fallback_action);
+}
+
 TokenRejection RejectionOf(const absl::Status& s) {
   if (s.code() == absl::StatusCode::kPermissionDenied) {
     return absl::StrContains(s.message(), "another key")
@@ -253,6 +281,17 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
   *response->mutable_decision_time() = TimeToProto(d->now);
 
   const Runtime& runtime = runtime_;
+  std::shared_ptr<Admission::Slot> slot;
+  if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
+    if (s.code() == absl::StatusCode::kResourceExhausted) {
+      // Shed without reading: the fallback, at once.
+      AnswerDegraded(runtime, *d, DegradedReason::kOverloaded, response);
+      s = absl::OkStatus();
+    }
+    finish(s);
+    return reactor;
+  }
+  finish = [finish, slot](const absl::Status& status) { finish(status); };
   runtime_.store->LoadContact(
       d->serving->ruleset, request->contact_id(), d->now,
       ReadDeadline(start, deadline),
@@ -262,28 +301,12 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
         const int placement = d->request.placement;
         const ruleset::Placement& where = rs.placements[placement];
         if (!loaded.ok()) {
-          bool timeout =
-              loaded.status().code() == absl::StatusCode::kDeadlineExceeded;
-          response->set_degraded(true);
-          response->set_degraded_reason(
-              timeout ? tappa::v1::DEGRADED_REASON_STORE_TIMEOUT
-                      : tappa::v1::DEGRADED_REASON_STORE_UNAVAILABLE);
-          runtime.metrics->RecordFallback(
-              placement, timeout ? DegradedReason::kStoreTimeout
-                                 : DegradedReason::kStoreUnavailable);
-          if (where.fallback_action >= 0) {
-            TokenContext tokens;
-            tokens.signer = runtime.tokens;
-            tokens.contact_id = d->contact_id;
-            tokens.channel_id = rs.channels[d->request.channel].id;
-            tokens.placement_id = where.id;
-            tokens.now = d->now;
-            ruleset::RankedAction r;
-            r.action = where.fallback_action;
-            AddRankedAction(*d->serving, r, /*degraded_fallback=*/true, tokens,
-                            response);
-            runtime.metrics->RecordDecision(placement, where.fallback_action);
-          }
+          AnswerDegraded(
+              runtime, *d,
+              loaded.status().code() == absl::StatusCode::kDeadlineExceeded
+                  ? DegradedReason::kStoreTimeout
+                  : DegradedReason::kStoreUnavailable,
+              response);
           return finish(absl::OkStatus());
         }
         d->contact = std::move(loaded->snapshot);
@@ -347,6 +370,12 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
   response->set_contact_id(claims->contact_id);
   response->set_action_id(claims->action_id);
   absl::Time deadline = CallDeadline(context, now, runtime_.write_budget);
+  std::shared_ptr<Admission::Slot> slot;
+  if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
+    finish(s);
+    return reactor;
+  }
+  finish = [finish, slot](const absl::Status& status) { finish(status); };
   const Runtime& runtime = runtime_;
   // Copied before `claims` moves into the callback (argument evaluation
   // order is unspecified).
@@ -475,9 +504,15 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
     return reactor;
   }
   absl::Time deadline = CallDeadline(context, start, runtime_.decision_budget);
+  std::shared_ptr<Admission::Slot> slot;
+  if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
+    finish(s);
+    return reactor;
+  }
+  auto admitted_answer = [answer, slot]() { answer(); };
   runtime_.store->LoadContact(
       d->serving->ruleset, request->contact_id(), d->now, deadline,
-      [d, contact_json = std::move(contact_json), answer,
+      [d, contact_json = std::move(contact_json), answer = admitted_answer,
        finish](absl::StatusOr<DecodedContact> loaded) {
         if (!loaded.ok()) {
           return finish(absl::UnavailableError(absl::StrCat(

@@ -123,15 +123,20 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
                absl::InvalidArgumentError(error));
     return reactor;
   }
-  events_.Track(
-      *request,
-      CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget),
-      [reactor, response, metrics,
-       start](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
-        if (result.ok()) *response = *std::move(result);
-        FinishCall(reactor, metrics, Method::kTrackEvent, start,
-                   result.status());
-      });
+  absl::Time deadline =
+      CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget);
+  std::shared_ptr<Admission::Slot> slot;
+  if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
+    FinishCall(reactor, metrics, Method::kTrackEvent, start, s);
+    return reactor;
+  }
+  events_.Track(*request, deadline,
+                [reactor, response, metrics, start,
+                 slot](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
+                  if (result.ok()) *response = *std::move(result);
+                  FinishCall(reactor, metrics, Method::kTrackEvent, start,
+                             result.status());
+                });
   return reactor;
 }
 
@@ -160,12 +165,18 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
   absl::Time deadline =
       CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget);
   Metrics* metrics = runtime_.metrics;
+  std::shared_ptr<Admission::Slot> admitted;
+  if (absl::Status s = Admit(runtime_, deadline, &admitted); !s.ok()) {
+    response->clear_results();
+    FinishCall(reactor, metrics, Method::kTrackEvents, start, s);
+    return reactor;
+  }
   for (int i = 0; i < n; ++i) {
     tappa::v1::TrackEventResult* slot = response->mutable_results(i);
     events_.Track(
         request->requests(i), deadline,
-        [slot, remaining, reactor, metrics,
-         start](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
+        [slot, remaining, reactor, metrics, start,
+         admitted](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
           if (result.ok()) {
             *slot->mutable_response() = *std::move(result);
           } else {
@@ -213,11 +224,16 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
     return reactor;
   }
   absl::Time now = runtime_.clock->Now();
+  absl::Time deadline = CallDeadline(context, now, runtime_.write_budget);
+  std::shared_ptr<Admission::Slot> slot;
+  if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
+    FinishCall(reactor, metrics, Method::kGetContact, start, s);
+    return reactor;
+  }
   runtime_.store->ReadContact(
-      serving->ruleset, request->contact_id(), now,
-      CallDeadline(context, now, runtime_.write_budget),
+      serving->ruleset, request->contact_id(), now, deadline,
       [serving, reactor, response, metrics, start,
-       id = request->contact_id()](absl::StatusOr<StoredContactView> view) {
+       slot](absl::StatusOr<StoredContactView> view) {
         if (!view.ok()) {
           return FinishCall(reactor, metrics, Method::kGetContact, start,
                             view.status());
@@ -251,9 +267,16 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
     return reactor;
   }
   absl::Time now = runtime_.clock->Now();
+  absl::Time deadline = CallDeadline(context, now, runtime_.write_budget);
+  std::shared_ptr<Admission::Slot> slot;
+  if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
+    FinishCall(reactor, metrics, Method::kDeleteContact, start, s);
+    return reactor;
+  }
   runtime_.store->DeleteContact(
-      request->contact_id(), CallDeadline(context, now, runtime_.write_budget),
-      [reactor, response, metrics, start, now](absl::StatusOr<bool> existed) {
+      request->contact_id(), deadline,
+      [reactor, response, metrics, start, now,
+       slot](absl::StatusOr<bool> existed) {
         if (existed.ok()) {
           response->set_existed(*existed);
           *response->mutable_delete_time() = TimeToProto(now);

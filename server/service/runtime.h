@@ -14,6 +14,7 @@
 #include "rules/ruleset/decision.h"
 #include "rules/ruleset/ruleset.h"
 #include "server/metrics/metrics.h"
+#include "server/service/admission.h"
 #include "server/service/budget_leases.h"
 #include "server/service/posterior_cache.h"
 #include "server/store/contact_store.h"
@@ -80,12 +81,29 @@ struct Runtime {
   // Signs decision tokens and verifies them in ReportOutcome.
   const DecisionTokenSigner* tokens = nullptr;
   BudgetLeases* budgets = nullptr;
+  // The bound of calls in flight (load shedding).
+  Admission* admission = nullptr;
   PosteriorCache* posteriors = nullptr;
   // The time a NextBestAction may take when the client sets no deadline.
   absl::Duration decision_budget = absl::Milliseconds(20);
   // The time a write may take when the client sets no deadline.
   absl::Duration write_budget = absl::Seconds(5);
 };
+
+// Load shedding at the start of a call (admission.h): DEADLINE_EXCEEDED when
+// its deadline already passed, RESOURCE_EXHAUSTED at the bound of calls in
+// flight; else OK with `*slot` holding the call's place until released.
+inline absl::Status Admit(const Runtime& runtime, absl::Time deadline,
+                          std::shared_ptr<Admission::Slot>* slot) {
+  if (absl::Status s = CheckNotExpired(deadline, runtime.clock->Now());
+      !s.ok()) {
+    return s;
+  }
+  if (runtime.admission == nullptr) return absl::OkStatus();
+  *slot = runtime.admission->TryEnter();
+  if (*slot == nullptr) return runtime.admission->Overloaded();
+  return absl::OkStatus();
+}
 
 }  // namespace tappa::server
 

@@ -3,6 +3,7 @@
 // the server itself stopped with SIGTERM. Real processes throughout
 // (process_fixture.h); ARCHITECTURE decision 6: fail soft for reads, fail
 // loud for writes, lose nothing acknowledged.
+#include <atomic>
 #include <iostream>
 #include <map>
 #include <string>
@@ -38,11 +39,12 @@ class ResilienceE2eTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(StartServer());
   }
 
-  void StartServer() {
+  void StartServer(std::vector<std::string> extra_flags = {}) {
     client_.reset();
     server_.reset();
     ServerProcess::Options options;
     options.redis_url = redis_->url();
+    options.extra_flags = std::move(extra_flags);
     absl::StatusOr<std::unique_ptr<ServerProcess>> server =
         ServerProcess::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
@@ -229,6 +231,56 @@ TEST_F(ResilienceE2eTest, RedisDownRefusesEventsDegradesDecisionsAndRecovers) {
   tappa::v1::Contact contact;
   ASSERT_RPC_OK(client_->Get("down-1", &contact));
   EXPECT_EQ(contact.counters().at("product_view_7d"), 2);
+}
+
+// Load shedding: at its bound of calls in flight the server refuses more at
+// once (decisions get the fallback, flagged overloaded) and recovers by
+// itself when the calls in flight finish.
+TEST_F(ResilienceE2eTest, ShedsCallsBeyondItsBoundAndRecovers) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--max_inflight=2"}));
+  // Hold Redis so two events stay in flight.
+  ASSERT_TRUE(redis_->Command({"CLIENT", "PAUSE", "1500", "ALL"}).ok());
+  std::vector<std::thread> held;
+  std::atomic<int> held_ok{0};
+  for (int i = 0; i < 2; ++i) {
+    held.emplace_back([&, i] {
+      if (client_
+              ->Track(MakeEvent("shed", absl::StrCat("held-", i),
+                                "product_view", "web"))
+              .ok()) {
+        ++held_ok;
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // both calls reach the server
+
+  absl::Time start = absl::Now();
+  grpc::Status refused =
+      client_->Track(MakeEvent("shed", "refused", "product_view", "web"));
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << Describe(refused);
+  EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("overloaded"));
+  tappa::v1::NextBestActionResponse nba;
+  ASSERT_RPC_OK(client_->Nba(MakeNba("shed", "web", "web.home_hero"), &nba));
+  EXPECT_TRUE(nba.degraded());
+  EXPECT_EQ(nba.degraded_reason(), tappa::v1::DEGRADED_REASON_OVERLOADED);
+  ASSERT_EQ(nba.actions_size(), 1);
+  EXPECT_TRUE(nba.actions(0).fallback());
+  // Refusals do not wait for the calls in flight.
+  EXPECT_LT(absl::Now() - start, kLatencyMargin);
+
+  for (auto& t : held) t.join();
+  EXPECT_EQ(held_ok.load(), 2);
+  // Recovered: the places are free again.
+  ASSERT_RPC_OK(
+      client_->Track(MakeEvent("shed", "after", "product_view", "web")));
+  ASSERT_RPC_OK(client_->Nba(MakeNba("shed", "web", "web.home_hero"), &nba));
+  EXPECT_FALSE(nba.degraded());
+  absl::StatusOr<std::string> metrics = server_->ScrapeMetrics();
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(*metrics, ::testing::HasSubstr(
+                            "tappa_decisions_degraded_total{placement="
+                            "\"web.home_hero\",reason=\"overloaded\"} 1"));
 }
 
 TEST_F(ResilienceE2eTest, SigtermDrainsInFlightCallsAndExitsZero) {
