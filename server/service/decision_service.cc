@@ -11,6 +11,7 @@
 #include "nlohmann/json.hpp"
 #include "rules/ruleset/adaptive.h"
 #include "rules/ruleset/contact.h"
+#include "server/service/decision_flow.h"
 #include "server/service/decision_response.h"
 #include "server/service/status_util.h"
 #include "server/service/validation.h"
@@ -19,215 +20,6 @@ namespace tappa::server {
 namespace {
 
 using tappa::v1::NextBestActionResponse;
-
-// What the Redis read may use of the call's time: the rest is kept to build
-// the fallback answer and send it before the deadline. 2 ms was measured too
-// little on a loaded 2-core box (the client saw DEADLINE_EXCEEDED in 2 of 5
-// runs of a 50 ms call against a stalled Redis).
-absl::Time ReadDeadline(absl::Time start, absl::Time deadline) {
-  absl::Duration total = deadline - start;
-  absl::Duration reserve = std::min(absl::Milliseconds(10), total / 4);
-  return deadline - reserve;
-}
-
-// SplitMix64, seeded per decision: a decision that is run again (after a
-// budget lease) draws the same Thompson samples, so the lease goes to the
-// action it was taken for.
-class DecisionRandom {
- public:
-  using result_type = uint64_t;
-  explicit DecisionRandom(uint64_t seed) : state_(seed) {}
-  static constexpr uint64_t min() { return 0; }
-  static constexpr uint64_t max() { return ~uint64_t{0}; }
-  uint64_t operator()() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-
- private:
-  uint64_t state_;
-};
-
-uint64_t NewSeed() {
-  thread_local absl::InsecureBitGen gen;
-  return gen();
-}
-
-// The request fields NextBestAction and Simulate share, validated.
-struct DecisionRequest {
-  int channel = -1;
-  int placement = -1;
-  int limit = 1;
-  std::vector<std::pair<std::string, cel::Value>> context;
-};
-
-template <typename Request>
-absl::Status ValidateDecisionRequest(const ruleset::Ruleset& rs,
-                                     const Request& request,
-                                     DecisionRequest* out) {
-  if (std::string error = api::DecodeError(request); !error.empty()) {
-    return absl::InvalidArgumentError(error);
-  }
-  absl::Status status =
-      ValidateChannel(rs, "channel", request.channel(), &out->channel);
-  if (status.ok()) {
-    status =
-        ValidatePlacement(rs, "placement", request.placement(), out->channel,
-                          /*optional=*/false, &out->placement);
-  }
-  if (status.ok()) {
-    status = ConvertValueMap("context", request.context(), kMaxContextEntries,
-                             /*allow_null=*/false, &out->context);
-  }
-  if (status.ok() && request.limit() < 0) {
-    status = absl::InvalidArgumentError("limit: must not be negative");
-  }
-  out->limit = std::clamp(request.limit(), 1, kMaxLimit);
-  return status;
-}
-
-// One decision: the inputs, and what the budget leases found so far.
-struct Decision {
-  std::shared_ptr<const ServingRuleset> serving;
-  DecisionRequest request;
-  std::string contact_id;
-  ruleset::ContactSnapshot contact;
-  ruleset::ContactRestraint restraint;
-  absl::Time now;
-  bool explain = false;
-  uint64_t seed = 0;
-  std::vector<int> exhausted;  // actions whose budget is spent
-  std::vector<int> reserved;   // actions holding a leased unit for this call
-};
-
-ruleset::DecisionResult Decide(const Decision& d,
-                               const ruleset::PosteriorTable& posteriors) {
-  const ServingRuleset& serving = *d.serving;
-  const ruleset::Ruleset& rs = *serving.ruleset;
-  ruleset::ContactBinding contact(rs, d.contact);
-  ruleset::ContextBinding context(rs.channels[d.request.channel].id,
-                                  rs.placements[d.request.placement].id,
-                                  d.request.context);
-  ruleset::PolicyCheck policies(rs, d.request.channel, d.contact, d.restraint,
-                                d.now);
-  DecisionRandom random(d.seed);
-  ruleset::ThompsonSampler sampler(rs, posteriors, random);
-  ruleset::DecisionOptions options;
-  options.limit = d.request.limit;
-  options.explain = d.explain;
-  options.propensities = &sampler;
-  options.contact_id = d.contact_id;
-  options.policies = &policies;
-  options.exhausted_budgets = d.exhausted;
-  return serving.decider->Decide(d.contact.phase, d.request.placement,
-                                 contact.value(), context.value(), d.now,
-                                 options);
-}
-
-using Finish = std::function<void(const absl::Status&)>;
-
-// Decides, leasing budget units for the chosen actions that need one (each
-// lease re-runs the decision, without the action when its budget is spent),
-// then answers and records the served touches.
-void DecideAndAnswer(const Runtime& runtime, std::shared_ptr<Decision> d,
-                     absl::Time deadline, NextBestActionResponse* response,
-                     Finish finish) {
-  const ServingRuleset& serving = *d->serving;
-  const ruleset::Ruleset& rs = *serving.ruleset;
-  std::shared_ptr<const ruleset::PosteriorTable> posteriors =
-      runtime.posteriors->Table(rs);
-  ruleset::DecisionResult result = Decide(*d, *posteriors);
-
-  for (const ruleset::RankedAction& r : result.ranked) {
-    const ruleset::Action& action = rs.actions[r.action];
-    if (!action.budget.has_value() || r.fallback) continue;
-    if (std::find(d->reserved.begin(), d->reserved.end(), r.action) !=
-        d->reserved.end()) {
-      continue;
-    }
-    if (runtime.budgets->TryTake(action, d->now)) {
-      d->reserved.push_back(r.action);
-      continue;
-    }
-    int a = r.action;
-    runtime.budgets->Reserve(
-        action, d->now, deadline,
-        [&runtime, d, a, deadline, response,
-         finish](absl::StatusOr<bool> taken) {
-          runtime.metrics->RecordBudgetLease(!taken.ok() ? BudgetLease::kError
-                                             : *taken
-                                                 ? BudgetLease::kGranted
-                                                 : BudgetLease::kExhausted);
-          bool ok = taken.ok() && *taken;
-          (ok ? d->reserved : d->exhausted).push_back(a);
-          DecideAndAnswer(runtime, d, deadline, response, finish);
-        });
-    return;
-  }
-
-  const int channel = d->request.channel;
-  const int placement = d->request.placement;
-  TokenContext tokens;
-  tokens.signer = runtime.tokens;
-  tokens.contact_id = d->contact_id;
-  tokens.channel_id = rs.channels[channel].id;
-  tokens.placement_id = rs.placements[placement].id;
-  tokens.phase_id = rs.phases[d->contact.phase].id;
-  tokens.now = d->now;
-  std::vector<TouchWrite> touches;
-  for (const ruleset::RankedAction& r : result.ranked) {
-    AddRankedAction(serving, r, /*degraded_fallback=*/false, tokens, response);
-    runtime.metrics->RecordDecision(placement, r.action);
-    if (serving.RecordsServed(r.action, channel)) {
-      touches.push_back({rs.channels[channel].id, rs.actions[r.action].id});
-    }
-    if (rs.actions[r.action].adaptive.has_value()) {
-      runtime.posteriors->RecordTrial(rs, r.action, placement,
-                                      d->contact.phase);
-    }
-  }
-  for (const ruleset::Exposure& x : result.exposures) {
-    runtime.metrics->RecordExposure(x.experiment, x.variant);
-  }
-  AddExplanation(rs, result, response);
-  if (!touches.empty()) {
-    // Not awaited (caps are best-effort under races; see policy.h).
-    runtime.store->RecordServed(d->contact_id, touches, d->now,
-                                d->now + runtime.write_budget,
-                                [](absl::StatusOr<bool>) {});
-  }
-  finish(absl::OkStatus());
-}
-
-// The placement's fallback, flagged degraded: when the contact cannot be
-// read in time, or the call is shed.
-void AnswerDegraded(const Runtime& runtime, const Decision& d,
-                    DegradedReason reason, NextBestActionResponse* response) {
-  const ruleset::Ruleset& rs = *d.serving->ruleset;
-  const int placement = d.request.placement;
-  const ruleset::Placement& where = rs.placements[placement];
-  response->set_degraded(true);
-  response->set_degraded_reason(
-      reason == DegradedReason::kStoreTimeout
-          ? tappa::v1::DEGRADED_REASON_STORE_TIMEOUT
-      : reason == DegradedReason::kOverloaded
-          ? tappa::v1::DEGRADED_REASON_OVERLOADED
-          : tappa::v1::DEGRADED_REASON_STORE_UNAVAILABLE);
-  runtime.metrics->RecordFallback(placement, reason);
-  if (where.fallback_action < 0) return;
-  TokenContext tokens;
-  tokens.signer = runtime.tokens;
-  tokens.contact_id = d.contact_id;
-  tokens.channel_id = rs.channels[d.request.channel].id;
-  tokens.placement_id = where.id;
-  tokens.now = d.now;
-  ruleset::RankedAction r;
-  r.action = where.fallback_action;
-  AddRankedAction(*d.serving, r, /*degraded_fallback=*/true, tokens, response);
-  runtime.metrics->RecordDecision(placement, where.fallback_action);
-}
 
 TokenRejection RejectionOf(const absl::Status& s) {
   if (s.code() == absl::StatusCode::kPermissionDenied) {
@@ -251,7 +43,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
-  Finish finish = [reactor, metrics, start](const absl::Status& status) {
+  DecisionDone finish = [reactor, metrics, start](const absl::Status& status) {
     metrics->RecordRequest(Method::kNextBestAction,
                            static_cast<int>(status.code()),
                            absl::Now() - start);
@@ -265,7 +57,11 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
     return reactor;
   }
   const ruleset::Ruleset& rs = *d->serving->ruleset;
-  absl::Status status = ValidateDecisionRequest(rs, *request, &d->request);
+  absl::Status status = absl::OkStatus();
+  if (std::string error = api::DecodeError(*request); !error.empty()) {
+    status = absl::InvalidArgumentError(error);
+  }
+  if (status.ok()) status = ValidateDecisionRequest(rs, *request, &d->request);
   if (status.ok()) status = ValidateId("contact_id", request->contact_id());
   if (!status.ok()) {
     finish(status);
@@ -274,7 +70,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
   d->contact_id = request->contact_id();
   d->explain = request->explain();
   d->now = runtime_.clock->Now();
-  d->seed = NewSeed();
+  d->seed = NewDecisionSeed();
   absl::Time deadline = CallDeadline(context, d->now, runtime_.decision_budget);
   response->set_contact_id(request->contact_id());
   response->set_ruleset_version(rs.version);
@@ -292,30 +88,8 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
     return reactor;
   }
   finish = [finish, slot](const absl::Status& status) { finish(status); };
-  runtime_.store->LoadContact(
-      d->serving->ruleset, request->contact_id(), d->now,
-      ReadDeadline(start, deadline),
-      [&runtime, d, response, finish,
-       deadline](absl::StatusOr<DecodedContact> loaded) {
-        const ruleset::Ruleset& rs = *d->serving->ruleset;
-        const int placement = d->request.placement;
-        const ruleset::Placement& where = rs.placements[placement];
-        if (!loaded.ok()) {
-          AnswerDegraded(
-              runtime, *d,
-              loaded.status().code() == absl::StatusCode::kDeadlineExceeded
-                  ? DegradedReason::kStoreTimeout
-                  : DegradedReason::kStoreUnavailable,
-              response);
-          return finish(absl::OkStatus());
-        }
-        d->contact = std::move(loaded->snapshot);
-        d->restraint = std::move(loaded->restraint);
-        response->set_phase(rs.phases[d->contact.phase].id);
-        // Budget leases and the decision itself may take the rest of the
-        // call's time; the reserve kept for the fallback is not needed.
-        DecideAndAnswer(runtime, d, deadline, response, finish);
-      });
+  DecideNextBestAction(runtime, d, ReadDeadline(start, deadline), deadline,
+                       response, finish);
   return reactor;
 }
 
@@ -326,7 +100,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
-  Finish finish = [reactor, metrics, start](const absl::Status& status) {
+  DecisionDone finish = [reactor, metrics, start](const absl::Status& status) {
     metrics->RecordRequest(Method::kReportOutcome,
                            static_cast<int>(status.code()),
                            absl::Now() - start);
@@ -426,7 +200,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
-  Finish finish = [reactor, metrics, start](const absl::Status& status) {
+  DecisionDone finish = [reactor, metrics, start](const absl::Status& status) {
     metrics->RecordRequest(Method::kSimulate, static_cast<int>(status.code()),
                            absl::Now() - start);
     reactor->Finish(ToGrpcStatus(status));
@@ -438,7 +212,11 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
     return reactor;
   }
   const ruleset::Ruleset& rs = *d->serving->ruleset;
-  absl::Status status = ValidateDecisionRequest(rs, *request, &d->request);
+  absl::Status status = absl::OkStatus();
+  if (std::string error = api::DecodeError(*request); !error.empty()) {
+    status = absl::InvalidArgumentError(error);
+  }
+  if (status.ok()) status = ValidateDecisionRequest(rs, *request, &d->request);
   if (status.ok() && !request->contact_id().empty()) {
     status = ValidateId("contact_id", request->contact_id());
   }
@@ -463,7 +241,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
     return reactor;
   }
   d->explain = true;
-  d->seed = NewSeed();
+  d->seed = NewDecisionSeed();
   d->contact_id = request->contact_id();
   // Budgets are not leased: those this server found spent are reported.
   for (int a = 0; a < static_cast<int>(rs.actions.size()); ++a) {

@@ -41,6 +41,11 @@ class DecisionServiceImpl final
       const tappa::v1::SimulateRequest* request,
       tappa::v1::SimulateResponse* response) override;
 
+  // In decide_batch.cc.
+  grpc::ServerBidiReactor<tappa::v1::DecideBatchRequest,
+                          tappa::v1::DecideBatchResponse>*
+  DecideBatch(grpc::CallbackServerContext* context) override;
+
  private:
   Runtime runtime_;
 };
