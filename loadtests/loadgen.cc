@@ -19,6 +19,10 @@
 //   outcome ReportOutcome, with a NextBestAction whenever no token is at hand
 //   ingest  TrackEvents batches of --batch events
 //   empty   grpc.health.v1.Health/Check: the empty-RPC floor
+//   campaign  DecideBatch: --streams streams, each deciding for its share of
+//           the contacts in turn as fast as the server's flow control lets
+//           it (no --mode: a stream is its own closed loop of up to 1,000
+//           requests the server has not answered)
 // ReportOutcome needs decision tokens, and only the server can make them:
 // each worker keeps the tokens of the last NextBestAction answers it
 // received (kTokenPoolSize) and reports each one once. When a
@@ -60,6 +64,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -89,7 +94,9 @@ ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(2),
           "Load before the measured time, not counted.");
 ABSL_FLAG(std::string, scenario, "web",
-          "web, nba, track, outcome, ingest or empty.");
+          "web, nba, track, outcome, ingest, empty or campaign.");
+ABSL_FLAG(int, streams, 4,
+          "campaign: DecideBatch streams, spread over --connections.");
 ABSL_FLAG(int64_t, contacts, 100000, "Contacts c0 .. c<N-1>.");
 ABSL_FLAG(double, zipf, 0.99,
           "Zipf exponent of contact popularity (0: uniform).");
@@ -136,11 +143,12 @@ enum Kind {
   kReportOutcome,
   kTrackEvents,
   kHealthCheck,
+  kDecideBatch,  // one decision of a DecideBatch stream (campaign)
   kKinds
 };
 constexpr std::array<const char*, kKinds> kKindNames = {
-    "NextBestAction", "TrackEvent", "ReportOutcome", "TrackEvents",
-    "Health.Check"};
+    "NextBestAction", "TrackEvent",   "ReportOutcome",
+    "TrackEvents",    "Health.Check", "DecideBatch"};
 
 constexpr std::array<const char*, 17> kCodeNames = {"OK",
                                                     "CANCELLED",
@@ -221,6 +229,17 @@ class Workload {
     const PlacementRef& p = placements_[std::uniform_int_distribution<size_t>(
         0, placements_.size() - 1)(rng)];
     request->set_contact_id(ContactId(zipf_.Sample(rng)));
+    request->set_channel(p.channel);
+    request->set_placement(p.id);
+  }
+
+  // A campaign's decision for contact `k` (every contact in turn, not
+  // Zipf-drawn: a campaign decides once for each of its audience).
+  void FillCampaign(std::mt19937_64& rng, int64_t k,
+                    v1::DecideBatchRequest* request) const {
+    const PlacementRef& p = placements_[std::uniform_int_distribution<size_t>(
+        0, placements_.size() - 1)(rng)];
+    request->set_contact_id(ContactId(k % zipf_.size()));
     request->set_channel(p.channel);
     request->set_placement(p.id);
   }
@@ -444,6 +463,7 @@ struct Options {
   int threads = 1;
   bool progress = true;
   uint64_t seed = 1;
+  int streams = 0;  // campaign
 };
 
 class LoadGenerator {
@@ -837,6 +857,87 @@ bool Preload(std::vector<Connection>& connections, Workload& workload,
   return errors.load() == 0;
 }
 
+// ---- Campaign: DecideBatch streams ----
+
+// Runs --streams DecideBatch streams for the warm-up and the measured time:
+// stream s decides for contacts c<s>, c<s+S>, ... (S streams) on a random
+// placement (of --channel), with a writer thread that writes as fast as the
+// server's flow control lets it and a reader thread (the caller's) that
+// receives the answers. A decision's latency is from the client's Write
+// call to its answer, the send time riding in request_id; it includes the
+// wait in the stream (the server answers in completion order, and holds up
+// to 1,000 of a stream's requests). Answers are counted when they arrive in
+// the measured time; then the streams are cancelled rather than drained.
+// Yields the number of streams that failed.
+int RunCampaign(const Options& o, std::vector<Connection>* connections,
+                const Workload& workload, Stats* stats) {
+  const int64_t start = NowNanos();
+  const int64_t measure_start = start + absl::ToInt64Nanoseconds(o.warmup);
+  const int64_t measure_end =
+      measure_start + absl::ToInt64Nanoseconds(o.duration);
+  std::mutex mu;
+  std::atomic<int> failed{0};
+  std::vector<std::thread> readers;
+  for (int s = 0; s < o.streams; ++s) {
+    readers.emplace_back([&, s] {
+      Connection& conn = (*connections)[s % connections->size()];
+      grpc::ClientContext context;
+      // Generous: the stream ends when the writer stops and the answers are
+      // in; the deadline only bounds a stuck server.
+      context.set_deadline(
+          std::chrono::system_clock::now() +
+          absl::ToChronoNanoseconds(o.warmup + o.duration + absl::Seconds(60)));
+      auto stream = conn.decisions->DecideBatch(&context);
+      std::thread writer([&] {
+        std::mt19937_64 rng(o.seed * 1000003 + s);
+        for (int64_t k = s; NowNanos() < measure_end; k += o.streams) {
+          v1::DecideBatchRequest request;
+          workload.FillCampaign(rng, k, &request);
+          request.set_request_id(absl::StrCat(NowNanos()));
+          if (!stream->Write(request)) break;
+        }
+        stream->WritesDone();
+      });
+      KindStats local;
+      v1::DecideBatchResponse response;
+      bool cancelled = false;
+      while (stream->Read(&response)) {
+        int64_t now = NowNanos();
+        if (now >= measure_end) {
+          // Not drained: the connection's buffers hold seconds of requests.
+          context.TryCancel();
+          cancelled = true;
+          break;
+        }
+        if (now < measure_start) continue;
+        int64_t sent = now;
+        (void)absl::SimpleAtoi(response.request_id(), &sent);
+        local.latency.Record(now - sent);
+        if (response.has_error()) {
+          int code = response.error().code();
+          ++local.errors[code >= 0 && code < 17 ? code : 2];
+        } else {
+          ++local.ok;
+          if (response.decision().degraded()) ++local.degraded;
+        }
+      }
+      writer.join();
+      grpc::Status status = stream->Finish();
+      if (!status.ok() &&
+          !(cancelled && status.error_code() == grpc::StatusCode::CANCELLED)) {
+        failed.fetch_add(1);
+        std::cerr << "tappa-loadgen: DecideBatch stream " << s << ": "
+                  << kCodeNames[std::min<int>(status.error_code(), 16)] << ": "
+                  << status.error_message() << "\n";
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      (*stats)[kDecideBatch].Merge(local);
+    });
+  }
+  for (std::thread& t : readers) t.join();
+  return failed.load();
+}
+
 // ---- Reporting ----
 
 nlohmann::json LatencyJson(const LatencyHistogram& h) {
@@ -868,12 +969,15 @@ nlohmann::json KindJson(const KindStats& k, double secs) {
 void PrintTable(const Options& o, const std::string& scenario,
                 const Stats& stats, const LatencyHistogram& send_lag,
                 double secs) {
-  std::cout << "scenario " << scenario << ", " << o.mode << " loop, ";
-  if (o.mode == "open") {
+  std::cout << "scenario " << scenario << ", ";
+  if (scenario == "campaign") {
+    std::cout << o.streams << " DecideBatch streams";
+  } else if (o.mode == "open") {
+    std::cout << o.mode << " loop, ";
     std::cout << o.rate << " calls/s offered ("
               << (o.poisson ? "poisson" : "constant") << ")";
   } else {
-    std::cout << o.concurrency << " calls in flight";
+    std::cout << o.mode << " loop, " << o.concurrency << " calls in flight";
   }
   std::cout << ", measured " << absl::FormatDuration(o.duration) << " after "
             << absl::FormatDuration(o.warmup) << " warm-up\n";
@@ -909,7 +1013,7 @@ void PrintTable(const Options& o, const std::string& scenario,
                                  stats[kTrackEvents].items / secs,
                                  stats[kTrackEvents].item_errors);
   }
-  if (o.mode == "open") {
+  if (o.mode == "open" && scenario != "campaign") {
     std::cout << absl::StrFormat(
         "  send lag (client-side, included in latencies): p99 %.3fms, max "
         "%.3fms\n",
@@ -930,6 +1034,7 @@ int Main() {
   o.threads = std::max(1, absl::GetFlag(FLAGS_threads));
   o.progress = absl::GetFlag(FLAGS_progress);
   o.seed = absl::GetFlag(FLAGS_seed);
+  o.streams = absl::GetFlag(FLAGS_streams);
   const std::string scenario = absl::GetFlag(FLAGS_scenario);
   const std::string arrival = absl::GetFlag(FLAGS_arrival);
 
@@ -938,9 +1043,14 @@ int Main() {
     return 2;
   }
   if (scenario != "web" && scenario != "nba" && scenario != "track" &&
-      scenario != "outcome" && scenario != "ingest" && scenario != "empty") {
+      scenario != "outcome" && scenario != "ingest" && scenario != "empty" &&
+      scenario != "campaign") {
     std::cerr << "tappa-loadgen: --scenario must be web, nba, track, outcome, "
-                 "ingest or empty\n";
+                 "ingest, empty or campaign\n";
+    return 2;
+  }
+  if (scenario == "campaign" && o.streams <= 0) {
+    std::cerr << "tappa-loadgen: --streams must be positive\n";
     return 2;
   }
   if (arrival != "constant" && arrival != "poisson") {
@@ -1030,23 +1140,39 @@ int Main() {
            (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
   };
   double cpu_before = cpu_seconds();
-  LoadGenerator generator(o, &connections, &workload);
-  generator.Run();
+  Stats stats;
+  double secs = 0;
+  LatencyHistogram send_lag;
+  int failed_streams = 0;
+  if (scenario == "campaign") {
+    failed_streams = RunCampaign(o, &connections, workload, &stats);
+    secs = absl::ToDoubleSeconds(o.duration);
+  } else {
+    LoadGenerator generator(o, &connections, &workload);
+    generator.Run();
+    stats = generator.Measured();
+    secs = generator.measured_seconds();
+    send_lag = generator.send_lag();
+  }
   double client_cpu = cpu_seconds() - cpu_before;
-  Stats stats = generator.Measured();
-  double secs = generator.measured_seconds();
-  PrintTable(o, scenario, stats, generator.send_lag(), secs);
+  PrintTable(o, scenario, stats, send_lag, secs);
+  if (failed_streams != 0) {
+    std::cout << "  failed DecideBatch streams: " << failed_streams << "\n";
+  }
 
   KindStats total = Total(stats);
   const std::string json_path = absl::GetFlag(FLAGS_json);
   if (!json_path.empty()) {
     nlohmann::json j;
     j["scenario"] = scenario;
-    j["mode"] = o.mode;
+    j["mode"] = scenario == "campaign" ? "stream" : o.mode;
+    j["streams"] = scenario == "campaign" ? o.streams : 0;
+    j["failed_streams"] = failed_streams;
     j["target"] = absl::GetFlag(FLAGS_target);
-    j["offered_rate"] = o.mode == "open" ? o.rate : 0;
+    const bool loop = scenario != "campaign";
+    j["offered_rate"] = loop && o.mode == "open" ? o.rate : 0;
     j["arrival"] = arrival;
-    j["concurrency"] = o.mode == "closed" ? o.concurrency : 0;
+    j["concurrency"] = loop && o.mode == "closed" ? o.concurrency : 0;
     j["connections"] = connections.size();
     j["threads"] = o.threads;
     j["duration_s"] = secs;
@@ -1062,7 +1188,9 @@ int Main() {
         j["by_method"][kKindNames[i]] = KindJson(stats[i], secs);
       }
     }
-    if (o.mode == "open") j["send_lag"] = LatencyJson(generator.send_lag());
+    if (loop && o.mode == "open") {
+      j["send_lag"] = LatencyJson(send_lag);
+    }
     std::ofstream out(json_path);
     out << j.dump(2) << "\n";
     if (!out) {
@@ -1072,7 +1200,7 @@ int Main() {
   }
   // Exit status 3: the harness ran but some calls failed (the run script
   // reports it rather than stopping).
-  return total.error_count() + total.item_errors == 0 ? 0 : 3;
+  return total.error_count() + total.item_errors + failed_streams == 0 ? 0 : 3;
 }
 
 }  // namespace

@@ -26,9 +26,12 @@
 #include "server/redis/redis_client.h"
 #include "server/redis/redis_url.h"
 #include "server/service/decision_service.h"
+#include "server/service/followup_firer.h"
+#include "server/service/followup_service.h"
 #include "server/service/journey_service.h"
 #include "server/service/runtime.h"
 #include "server/store/contact_store.h"
+#include "server/store/followup_store.h"
 
 ABSL_FLAG(
     std::string, grpc_listen, "127.0.0.1:50051",
@@ -67,6 +70,14 @@ ABSL_FLAG(std::string, decision_token_key_file, "",
           "only on this process, until it restarts).");
 ABSL_FLAG(absl::Duration, decision_token_ttl, absl::Hours(24 * 30),
           "How long a decision token can be used to report outcomes.");
+ABSL_FLAG(absl::Duration, followup_poll, absl::Seconds(1),
+          "How often the server looks for due follow-ups (every replica does; "
+          "each follow-up fires once).");
+ABSL_FLAG(int, followup_batch, 100, "Due follow-ups taken per shard per poll.");
+ABSL_FLAG(double, test_clock_scale, 1.0,
+          "For tests only: the server's clock runs this many times faster "
+          "than real time (follow-up delays, windows, token lifetimes). "
+          "Deadlines stay real.");
 ABSL_FLAG(absl::Duration, posterior_refresh, absl::Seconds(1),
           "How often adaptive actions' posteriors are written to and read "
           "back from Redis.");
@@ -188,10 +199,19 @@ int Run() {
   }
 
   ContactStore store(redis->get(), shards);
+  FollowUpStore followups(&store);
   BudgetLeases budgets(&store);
   Admission admission(absl::GetFlag(FLAGS_max_inflight));
   PosteriorCache posteriors(redis->get());
-  RealClock clock;
+  RealClock real_clock;
+  const double clock_scale = absl::GetFlag(FLAGS_test_clock_scale);
+  ScaledClock scaled_clock(clock_scale > 0 ? clock_scale : 1.0);
+  const Clock& clock =
+      clock_scale == 1.0 ? static_cast<const Clock&>(real_clock) : scaled_clock;
+  if (clock_scale != 1.0) {
+    std::cerr << "tappa-server: warning: --test_clock_scale=" << clock_scale
+              << ": the server's clock runs fast (tests only)\n";
+  }
   RulesetHolder rulesets;
   rulesets.Set(*serving);
   Runtime runtime;
@@ -208,6 +228,7 @@ int Run() {
 
   JourneyServiceImpl journey(runtime);
   DecisionServiceImpl decision(runtime);
+  FollowUpServiceImpl followup_service(runtime, &followups);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -216,6 +237,7 @@ int Run() {
                            &port);
   builder.RegisterService(&journey);
   builder.RegisterService(&decision);
+  builder.RegisterService(&followup_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "tappa-server: cannot listen on --grpc_listen=" << grpc_listen
@@ -235,7 +257,8 @@ int Run() {
       bool serving_now =
           pong.ok() && !pong->is_error() && rulesets.Get() != nullptr;
       for (const char* service :
-           {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService"}) {
+           {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService",
+            "tappa.v1.FollowUpService"}) {
         health->SetServingStatus(service, serving_now);
       }
       if (serving_now && absl::Now() >= next_count) {
@@ -258,6 +281,36 @@ int Run() {
         counted.WaitForNotification();
       }
       stop.WaitForNotificationWithTimeout(absl::Milliseconds(500));
+    }
+  });
+
+  // Follow-ups: fire what is due every --followup_poll; count the pending
+  // ones and trim the delivery streams every 10 s.
+  FollowUpFirer firer(runtime, &followups);
+  std::thread followup_loop([&] {
+    const absl::Duration every = absl::GetFlag(FLAGS_followup_poll);
+    const int batch = absl::GetFlag(FLAGS_followup_batch);
+    absl::Time next_maintenance = absl::InfinitePast();
+    while (!stop.WaitForNotificationWithTimeout(every)) {
+      std::shared_ptr<const ServingRuleset> current = rulesets.Get();
+      if (current == nullptr || current->ruleset->follow_ups.empty()) continue;
+      absl::Notification fired;
+      firer.RunOnce(batch, absl::Seconds(10),
+                    [&](absl::StatusOr<int>) { fired.Notify(); });
+      fired.WaitForNotification();
+      if (absl::Now() >= next_maintenance) {
+        next_maintenance = absl::Now() + absl::Seconds(10);
+        absl::Notification counted, trimmed;
+        followups.CountPending(absl::Now() + absl::Seconds(5),
+                               [&](absl::StatusOr<int64_t> n) {
+                                 if (n.ok()) metrics.SetPendingFollowUps(*n);
+                                 counted.Notify();
+                               });
+        counted.WaitForNotification();
+        followups.Trim(absl::Now() + absl::Seconds(5),
+                       [&](absl::StatusOr<bool>) { trimmed.Notify(); });
+        trimmed.WaitForNotification();
+      }
     }
   });
 
@@ -290,7 +343,8 @@ int Run() {
   std::cout << "tappa-server: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ": draining in-flight calls" << std::endl;
   for (const char* service :
-       {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService"}) {
+       {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService",
+        "tappa.v1.FollowUpService"}) {
     health->SetServingStatus(service, false);
   }
   server->Shutdown(
@@ -299,6 +353,7 @@ int Run() {
   stop.Notify();
   background.join();
   posterior_refresh.join();
+  followup_loop.join();
   redis->reset();
   std::cout << "tappa-server: stopped" << std::endl;
   return 0;

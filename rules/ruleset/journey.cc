@@ -199,6 +199,35 @@ absl::Status ApplyEvent(const Ruleset& ruleset, const Event& event,
         break;
       }
     }
+    // 4. Follow-ups: cancellations, then triggers.
+    for (int f = 0; f < static_cast<int>(ruleset.follow_ups.size()); ++f) {
+      const FollowUp& fu = ruleset.follow_ups[f];
+      if (fu.cancel_on.has_value() &&
+          Holds(*fu.cancel_on, vars,
+                absl::StrCat("followups/", fu.id, "/cancel_on"), outcome)) {
+        outcome->followups_cancelled.push_back(f);
+      }
+    }
+    for (int f = 0; f < static_cast<int>(ruleset.follow_ups.size()); ++f) {
+      const FollowUp& fu = ruleset.follow_ups[f];
+      if (!Holds(fu.on, vars, absl::StrCat("followups/", fu.id, "/on"),
+                 outcome)) {
+        continue;
+      }
+      EventOutcome::FollowUpTrigger trigger{f, ""};
+      if (fu.dedupe_key.has_value()) {
+        Value key = fu.dedupe_key->program->Evaluate(absl::MakeConstSpan(vars));
+        if (!key.IsString()) {
+          outcome->rule_errors.push_back(absl::StrCat(
+              "followups/", fu.id, "/dedupe_key: ",
+              key.IsError() ? key.error_message()
+                            : "result is not a string: " + key.DebugString()));
+          continue;
+        }
+        trigger.dedupe_key = std::string(key.string_value());
+      }
+      outcome->followups_triggered.push_back(std::move(trigger));
+    }
     vars[kEventSlots.contact] = Value();
   }
   outcome->phase = next.phase;

@@ -65,6 +65,15 @@ struct EventOutcome {
   int transition = -1;  // index of the transition taken, or -1
   // Counter indexes incremented by this event.
   std::vector<int> counters_incremented;
+  // Follow-up rules whose `on` matched, with their dedupe key ("" for the
+  // default key), and those whose `cancel_on` matched (indexes into
+  // Ruleset::follow_ups). Both see the contact as transitions do.
+  struct FollowUpTrigger {
+    int rule = -1;
+    std::string dedupe_key;
+  };
+  std::vector<FollowUpTrigger> followups_triggered;
+  std::vector<int> followups_cancelled;
   // "counters/product_view_7d/on: no such key: x" etc.
   std::vector<std::string> rule_errors;
 };

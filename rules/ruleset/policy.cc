@@ -86,6 +86,24 @@ bool InQuietHours(const QuietHours& quiet, int minute) {
   return minute >= quiet.start_minute || minute < quiet.end_minute;
 }
 
+absl::Time QuietHoursEnd(const Ruleset& ruleset, const QuietHours& quiet,
+                         const ContactSnapshot& contact, absl::Time now) {
+  std::string zone_name;
+  int minute = LocalMinuteOfDay(ruleset, contact, now, &zone_name);
+  if (!InQuietHours(quiet, minute)) return now;
+  absl::TimeZone zone;
+  if (!FindTimeZone(zone_name, &zone)) zone = absl::UTCTimeZone();
+  absl::CivilDay day = absl::ToCivilDay(now, zone);
+  // Spanning midnight and before it: the end is tomorrow.
+  if (quiet.end_minute < quiet.start_minute && minute >= quiet.start_minute) {
+    day += 1;
+  }
+  absl::CivilMinute end(day.year(), day.month(), day.day(),
+                        quiet.end_minute / 60, quiet.end_minute % 60);
+  absl::Time t = absl::FromCivil(end, zone);
+  return t > now ? t : now;
+}
+
 PolicyCheck::PolicyCheck(const Ruleset& ruleset, int channel,
                          const ContactSnapshot& contact,
                          const ContactRestraint& restraint, absl::Time now)

@@ -61,6 +61,9 @@ struct ContactRestraint {
   // The last dismissal of an action, and the last on a channel.
   absl::flat_hash_map<int, absl::Time> action_dismissed;
   absl::flat_hash_map<int, absl::Time> channel_dismissed;
+  // When each follow-up rule (by id) last fired for the contact, newest
+  // first (for the rules' limits).
+  absl::flat_hash_map<std::string, std::vector<absl::Time>> followups_fired;
 };
 
 // Why a policy blocks an action. kNone = allowed.
@@ -132,6 +135,11 @@ int LocalMinuteOfDay(const Ruleset& ruleset, const ContactSnapshot& contact,
 // True when `minute` falls in [start, end) (spanning midnight when end <
 // start).
 bool InQuietHours(const QuietHours& quiet, int minute);
+
+// The first moment at or after `now` outside the quiet hours, in the
+// contact's time zone (`now` itself when it is outside them).
+absl::Time QuietHoursEnd(const Ruleset& ruleset, const QuietHours& quiet,
+                         const ContactSnapshot& contact, absl::Time now);
 
 }  // namespace tappa::ruleset
 

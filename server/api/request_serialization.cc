@@ -93,6 +93,30 @@ std::string FindInvalidUtf8(const Descriptor* descriptor,
   }
 }
 
+// The last value of the top-level string field `field` in the wire form
+// `bytes` when it is valid UTF-8 (what a successful parse would have kept),
+// else "".
+std::string FindValidString(const FieldDescriptor* field,
+                            const std::string& bytes) {
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(bytes.data()),
+      static_cast<int>(bytes.size()));
+  std::string found;
+  while (true) {
+    uint32_t tag = in.ReadTag();
+    if (tag == 0) return found;
+    if (WireFormatLite::GetTagFieldNumber(tag) != field->number() ||
+        WireFormatLite::GetTagWireType(tag) !=
+            WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      if (!WireFormatLite::SkipField(&in, tag)) return found;
+      continue;
+    }
+    std::string value;
+    if (!WireFormatLite::ReadBytes(&in, &value)) return found;
+    found = IsValidUtf8(value) ? std::move(value) : "";
+  }
+}
+
 }  // namespace
 
 std::string DescribeParseFailure(const Descriptor* descriptor,
@@ -123,6 +147,15 @@ grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer,
   msg->Clear();
   msg->GetReflection()->MutableUnknownFields(msg)->AddLengthDelimited(
       kDecodeErrorField, DescribeParseFailure(msg->GetDescriptor(), bytes));
+  // Streamed responses are matched to requests by request_id only.
+  const FieldDescriptor* request_id =
+      msg->GetDescriptor()->FindFieldByName("request_id");
+  if (request_id != nullptr &&
+      request_id->type() == FieldDescriptor::TYPE_STRING &&
+      !request_id->is_repeated()) {
+    std::string id = FindValidString(request_id, bytes);
+    if (!id.empty()) msg->GetReflection()->SetString(msg, request_id, id);
+  }
   return grpc::Status::OK;
 }
 

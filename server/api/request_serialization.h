@@ -34,7 +34,9 @@ std::string DescribeParseFailure(const google::protobuf::Descriptor* descriptor,
 // UNIMPLEMENTED (dropping our status) when deserialization fails, so a
 // message that does not parse is instead delivered to the handler empty,
 // carrying DescribeParseFailure's text in an unknown field that handlers read
-// with DecodeError().
+// with DecodeError(). A top-level string field named `request_id` that is
+// itself valid UTF-8 is kept, so a streamed request's error response can
+// still be matched to its request.
 grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer,
                                 google::protobuf::Message* msg);
 
@@ -68,6 +70,9 @@ TAPPA_REQUEST_SERIALIZATION_TRAITS(tappa::v1::TrackEventsRequest)
 TAPPA_REQUEST_SERIALIZATION_TRAITS(tappa::v1::GetContactRequest)
 TAPPA_REQUEST_SERIALIZATION_TRAITS(tappa::v1::DeleteContactRequest)
 TAPPA_REQUEST_SERIALIZATION_TRAITS(tappa::v1::NextBestActionRequest)
+// Streamed: without this a message that does not parse would end the
+// server's read side (OnReadDone(false)), indistinguishable from half-close.
+TAPPA_REQUEST_SERIALIZATION_TRAITS(tappa::v1::DecideBatchRequest)
 
 #undef TAPPA_REQUEST_SERIALIZATION_TRAITS
 

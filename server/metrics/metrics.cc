@@ -50,6 +50,8 @@ absl::string_view MethodName(Method m) {
       return "tappa.v1.DecisionService/ReportOutcome";
     case Method::kSimulate:
       return "tappa.v1.DecisionService/Simulate";
+    case Method::kDecideBatch:
+      return "tappa.v1.DecisionService/DecideBatch";
     case Method::kHealthCheck:
       return "grpc.health.v1.Health/Check";
     case Method::kCount:
@@ -102,14 +104,17 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   decisions_ =
       &prometheus::BuildCounter()
            .Name("tappa_decisions_total")
-           .Help("Actions returned by NextBestAction, by placement and action.")
+           .Help(
+               "Actions returned by NextBestAction and DecideBatch, by "
+               "placement and action.")
            .Register(*registry_);
   degraded_ =
       &prometheus::BuildCounter()
            .Name("tappa_decisions_degraded_total")
            .Help(
-               "NextBestAction answers that fell back because the contact "
-               "could not be read in time, by placement and reason.")
+               "NextBestAction and DecideBatch answers that fell back "
+               "(the contact could not be read in time, or the server was "
+               "overloaded), by placement and reason.")
            .Register(*registry_);
   rule_errors_family_ =
       &prometheus::BuildCounter()
@@ -183,6 +188,48 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   for (size_t i = 0; i < budget_leases_.size(); ++i) {
     budget_leases_[i] = &leases->Add({{"result", results[i]}});
   }
+
+  decide_batch_pending_ =
+      &prometheus::BuildGauge()
+           .Name("tappa_decide_batch_pending")
+           .Help(
+               "DecideBatch decisions in progress or waiting to be written, "
+               "over every stream (each stream holds at most 1000).")
+           .Register(*registry_)
+           .Add({});
+
+  auto* followups = &prometheus::BuildCounter()
+                         .Name("tappa_followups_total")
+                         .Help(
+                             "Follow-ups by what happened to them: scheduled, "
+                             "cancelled, postponed, dropped_<reason>, "
+                             "delivered (to the stream), sent (to a gRPC "
+                             "consumer), redelivered, acknowledged.")
+                         .Register(*registry_);
+  const char* outcomes[] = {"scheduled",         "cancelled",
+                            "postponed",         "dropped_consent",
+                            "dropped_cap",       "dropped_limit",
+                            "dropped_no_action", "dropped_rule_removed",
+                            "delivered",         "sent",
+                            "redelivered",       "acknowledged"};
+  for (size_t i = 0; i < followups_.size(); ++i) {
+    followups_[i] = &followups->Add({{"outcome", outcomes[i]}});
+  }
+  firing_lag_ =
+      &prometheus::BuildHistogram()
+           .Name("tappa_followup_firing_lag_seconds")
+           .Help("Fire time minus due time of delivered follow-ups.")
+           .Register(*registry_)
+           .Add({}, prometheus::Histogram::BucketBoundaries{
+                        0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300});
+  pending_followups_ =
+      &prometheus::BuildGauge()
+           .Name("tappa_followups_pending")
+           .Help(
+               "Follow-ups scheduled and not yet due or fired (summed over "
+               "the shards, refreshed periodically).")
+           .Register(*registry_)
+           .Add({});
 
   for (size_t m = 0; m < static_cast<size_t>(Method::kCount); ++m) {
     std::string method(MethodName(static_cast<Method>(m)));
@@ -340,8 +387,26 @@ void Metrics::RecordTokenRejected(TokenRejection reason) {
   tokens_rejected_[static_cast<size_t>(reason)]->Increment();
 }
 
+void Metrics::RecordFollowUps(FollowUpOutcome outcome, int64_t n) {
+  size_t i = static_cast<size_t>(outcome);
+  if (i < followups_.size() && n > 0)
+    followups_[i]->Increment(static_cast<double>(n));
+}
+
+void Metrics::RecordFiringLag(absl::Duration lag) {
+  firing_lag_->Observe(absl::ToDoubleSeconds(lag));
+}
+
+void Metrics::SetPendingFollowUps(int64_t n) {
+  pending_followups_->Set(static_cast<double>(n));
+}
+
 void Metrics::RecordBudgetLease(BudgetLease result) {
   budget_leases_[static_cast<size_t>(result)]->Increment();
+}
+
+void Metrics::AddDecideBatchPending(int delta) {
+  decide_batch_pending_->Increment(delta);
 }
 
 void Metrics::RecordRedis(absl::string_view command, absl::Duration latency,

@@ -3,11 +3,12 @@
 // action id, phase, Redis command); never a contact id or a free-form event
 // type. With P phases, C channels, L placements, A actions and N
 // (placement, action) pairs, the series are at most:
-//   requests 8 methods x 17 codes; latency 8 x (buckets + 2);
+//   requests 9 methods x 17 codes; latency 9 x (buckets + 2);
 //   events C; transitions P x P; decisions N + L fallbacks; degraded L x 3;
 //   contacts P; redis commands 8 x (buckets + 3); ruleset info 1;
 //   experiment exposures sum(variants + 1) and experiment outcomes 4 x that;
-//   outcomes 4 x P; rejected decision tokens 4; budget leases 3.
+//   outcomes 4 x P; rejected decision tokens 4; budget leases 3;
+//   DecideBatch decisions pending 1.
 //
 // Thread safety: every method is thread-safe. Series are created when a
 // ruleset is installed, so recording on the request path takes no lock.
@@ -41,6 +42,7 @@ enum class Method : uint8_t {
   kNextBestAction,
   kReportOutcome,
   kSimulate,
+  kDecideBatch,  // one per stream, recorded when the stream finishes
   kHealthCheck,
   kCount,
 };
@@ -64,6 +66,23 @@ enum class TokenRejection : uint8_t {
 };
 
 enum class BudgetLease : uint8_t { kGranted, kExhausted, kError };
+
+// What happens to follow-ups (counted in tappa_followups_total{outcome}).
+enum class FollowUpOutcome : uint8_t {
+  kScheduled,
+  kCancelled,
+  kPostponed,
+  kDroppedConsent,   // the channel's consent is missing at fire time
+  kDroppedCap,       // a cap (channel, global, action) is reached
+  kDroppedLimit,     // the rule's per-contact limit is reached
+  kDroppedNoAction,  // the placement had no eligible action
+  kDroppedRule,      // the rule is gone from the ruleset
+  kDelivered,        // appended to the delivery stream
+  kSent,             // handed to a gRPC consumer
+  kRedelivered,      // handed again (unacknowledged, or a reconnect)
+  kAcknowledged,
+  kCount,
+};
 
 class Metrics {
  public:
@@ -93,6 +112,14 @@ class Metrics {
   void RecordOutcome(OutcomeKind kind, int phase, int experiment, int variant);
   void RecordTokenRejected(TokenRejection reason);
   void RecordBudgetLease(BudgetLease result);
+  void RecordFollowUps(FollowUpOutcome outcome, int64_t n = 1);
+  // Fire time minus due time of a delivered follow-up.
+  void RecordFiringLag(absl::Duration lag);
+  void SetPendingFollowUps(int64_t n);
+  // DecideBatch decisions in progress or waiting to be written, over every
+  // stream: +1 when a stream takes a request, -1 when its response is
+  // written or dropped (each stream holds at most 1,000).
+  void AddDecideBatchPending(int delta);
   void RecordRedis(absl::string_view command, absl::Duration latency, bool ok);
   void SetContactsPerPhase(
       const std::vector<std::pair<std::string, int64_t>>& counts);
@@ -117,6 +144,11 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* outcomes_;
   std::array<prometheus::Counter*, 4> tokens_rejected_{};
   std::array<prometheus::Counter*, 3> budget_leases_{};
+  std::array<prometheus::Counter*, static_cast<size_t>(FollowUpOutcome::kCount)>
+      followups_{};
+  prometheus::Histogram* firing_lag_ = nullptr;
+  prometheus::Gauge* pending_followups_ = nullptr;
+  prometheus::Gauge* decide_batch_pending_ = nullptr;
 
   std::array<std::array<prometheus::Counter*, 17>,
              static_cast<size_t>(Method::kCount)>

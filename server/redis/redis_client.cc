@@ -545,6 +545,11 @@ void RedisClient::Command(std::vector<std::string> args, absl::Time deadline,
 
 void RedisClient::Pipeline(std::vector<std::vector<std::string>> commands,
                            absl::Time deadline, PipelineCallback done) {
+  if (commands.empty()) {
+    // Nothing to send, nothing to wait for (Redis would never answer).
+    done(std::vector<RedisReply>());
+    return;
+  }
   auto* r = new Impl::Request();
   r->commands = std::move(commands);
   r->deadline = deadline;

@@ -90,7 +90,8 @@ class RedisClient {
 
   // Sends several commands back to back on one connection; `done` receives
   // every reply in order, or one error Status when any transport failure
-  // happens (replies of type kError are returned as replies).
+  // happens (replies of type kError are returned as replies). An empty
+  // pipeline completes at once, on the calling thread.
   void Pipeline(std::vector<std::vector<std::string>> commands,
                 absl::Time deadline, PipelineCallback done);
 

@@ -139,7 +139,7 @@ void DecideAndAnswer(const Runtime& runtime, std::shared_ptr<Decision> d,
   if (!touches.empty()) {
     // Not awaited (caps are best-effort under races; see policy.h).
     runtime.store->RecordServed(d->contact_id, touches, d->now,
-                                d->now + runtime.write_budget,
+                                absl::Now() + runtime.write_budget,
                                 [](absl::StatusOr<bool>) {});
   }
   finish(absl::OkStatus());

@@ -21,6 +21,27 @@ namespace {
 
 using tappa::v1::NextBestActionResponse;
 
+// Records the call's metrics and finishes it.
+DecisionDone FinishFor(grpc::ServerUnaryReactor* reactor, Metrics* metrics,
+                       Method method, absl::Time start) {
+  return [reactor, metrics, method, start](const absl::Status& status) {
+    metrics->RecordRequest(method, static_cast<int>(status.code()),
+                           absl::Now() - start);
+    reactor->Finish(ToGrpcStatus(status));
+  };
+}
+
+// The request's decoding error (invalid UTF-8), then the decision fields.
+template <typename Request>
+absl::Status ValidateDecisionCall(const ruleset::Ruleset& rs,
+                                  const Request& request,
+                                  DecisionRequest* out) {
+  if (std::string error = api::DecodeError(request); !error.empty()) {
+    return absl::InvalidArgumentError(error);
+  }
+  return ValidateDecisionRequest(rs, request, out);
+}
+
 TokenRejection RejectionOf(const absl::Status& s) {
   if (s.code() == absl::StatusCode::kPermissionDenied) {
     return absl::StrContains(s.message(), "another key")
@@ -43,12 +64,8 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
-  DecisionDone finish = [reactor, metrics, start](const absl::Status& status) {
-    metrics->RecordRequest(Method::kNextBestAction,
-                           static_cast<int>(status.code()),
-                           absl::Now() - start);
-    reactor->Finish(ToGrpcStatus(status));
-  };
+  DecisionDone finish =
+      FinishFor(reactor, metrics, Method::kNextBestAction, start);
 
   auto d = std::make_shared<Decision>();
   d->serving = runtime_.rulesets->Get();
@@ -57,11 +74,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
     return reactor;
   }
   const ruleset::Ruleset& rs = *d->serving->ruleset;
-  absl::Status status = absl::OkStatus();
-  if (std::string error = api::DecodeError(*request); !error.empty()) {
-    status = absl::InvalidArgumentError(error);
-  }
-  if (status.ok()) status = ValidateDecisionRequest(rs, *request, &d->request);
+  absl::Status status = ValidateDecisionCall(rs, *request, &d->request);
   if (status.ok()) status = ValidateId("contact_id", request->contact_id());
   if (!status.ok()) {
     finish(status);
@@ -100,12 +113,8 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
-  DecisionDone finish = [reactor, metrics, start](const absl::Status& status) {
-    metrics->RecordRequest(Method::kReportOutcome,
-                           static_cast<int>(status.code()),
-                           absl::Now() - start);
-    reactor->Finish(ToGrpcStatus(status));
-  };
+  DecisionDone finish =
+      FinishFor(reactor, metrics, Method::kReportOutcome, start);
   std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
   if (serving == nullptr) {
     finish(absl::UnavailableError("no ruleset is loaded"));
@@ -200,11 +209,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
-  DecisionDone finish = [reactor, metrics, start](const absl::Status& status) {
-    metrics->RecordRequest(Method::kSimulate, static_cast<int>(status.code()),
-                           absl::Now() - start);
-    reactor->Finish(ToGrpcStatus(status));
-  };
+  DecisionDone finish = FinishFor(reactor, metrics, Method::kSimulate, start);
   auto d = std::make_shared<Decision>();
   d->serving = runtime_.rulesets->Get();
   if (d->serving == nullptr) {
@@ -212,11 +217,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
     return reactor;
   }
   const ruleset::Ruleset& rs = *d->serving->ruleset;
-  absl::Status status = absl::OkStatus();
-  if (std::string error = api::DecodeError(*request); !error.empty()) {
-    status = absl::InvalidArgumentError(error);
-  }
-  if (status.ok()) status = ValidateDecisionRequest(rs, *request, &d->request);
+  absl::Status status = ValidateDecisionCall(rs, *request, &d->request);
   if (status.ok() && !request->contact_id().empty()) {
     status = ValidateId("contact_id", request->contact_id());
   }

@@ -6,9 +6,56 @@
 #include "rules/ruleset/journey.h"
 #include "server/service/status_util.h"
 #include "server/service/validation.h"
+#include "server/store/followup_store.h"
 
 namespace tappa::server {
 namespace {
+
+// Turns the follow-up rules an event matched into the event's write: first
+// cancellations (every pending follow-up of a rule whose cancel_on matched),
+// then triggers (a new follow-up per rule and dedupe key; one already
+// pending stays, or moves to the new due time when the rule re-arms).
+void PlanFollowUps(const ruleset::Ruleset& rs, const std::string& contact_id,
+                   const std::string& event_id, absl::Time now,
+                   const std::vector<PendingFollowUp>& pending,
+                   const ruleset::EventOutcome& outcome, EventWrite* write,
+                   int* scheduled, int* cancelled) {
+  std::vector<bool> gone(pending.size(), false);
+  for (int f : outcome.followups_cancelled) {
+    for (size_t i = 0; i < pending.size(); ++i) {
+      if (gone[i] || pending[i].rule_id != rs.follow_ups[f].id) continue;
+      gone[i] = true;
+      write->cancel.push_back(pending[i].id);
+      write->remove_fields.push_back(pending[i].field);
+      ++*cancelled;
+    }
+  }
+  for (const auto& trigger : outcome.followups_triggered) {
+    const ruleset::FollowUp& fu = rs.follow_ups[trigger.rule];
+    std::string field = PendingFollowUpField(fu.id, trigger.dedupe_key);
+    const PendingFollowUp* existing = nullptr;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      if (!gone[i] && pending[i].field == field) existing = &pending[i];
+    }
+    if (existing != nullptr && !fu.rearm) continue;
+    std::string id =
+        existing != nullptr
+            ? existing->id
+            : NewFollowUpId(contact_id, fu.id, trigger.dedupe_key, event_id);
+    absl::Time due = now + fu.after;
+    // A field cancelled by this same event is set again, not deleted.
+    auto& removed = write->remove_fields;
+    removed.erase(std::remove(removed.begin(), removed.end(), field),
+                  removed.end());
+    write->set_fields.emplace_back(
+        field,
+        absl::StrCat(Base36(MillisOf(due)), "|", id, "|", trigger.dedupe_key));
+    write->schedule.push_back(
+        {id, due,
+         EncodeFollowUpPayload({contact_id, fu.id, trigger.dedupe_key, now})});
+    ++*scheduled;
+  }
+}
 
 using tappa::v1::TrackEventResponse;
 
@@ -146,6 +193,10 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         }
         write.old_phase = write.record.previous_phase;
         write.new_phase = write.record.phase;
+        int scheduled = 0, cancelled = 0;
+        PlanFollowUps(rs, op->request.contact_id(), op->request.event_id(),
+                      op->receive_time, stored.pending, outcome, &write,
+                      &scheduled, &cancelled);
 
         response.set_contact_created(is_new);
         response.set_previous_phase(write.record.previous_phase);
@@ -163,12 +214,17 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         runtime_.store->CommitEvent(
             op->serving->ruleset, op->request.contact_id(), write,
             op->receive_time, op->deadline,
-            [this, op, response = std::move(response), from, to,
-             changed](absl::StatusOr<CommitResult> result) mutable {
+            [this, op, response = std::move(response), from, to, changed,
+             scheduled,
+             cancelled](absl::StatusOr<CommitResult> result) mutable {
               if (!result.ok()) return Finish(std::move(op), result.status());
               switch (result->outcome) {
                 case CommitResult::Outcome::kApplied:
                   runtime_.metrics->RecordEvent(op->channel);
+                  runtime_.metrics->RecordFollowUps(FollowUpOutcome::kScheduled,
+                                                    scheduled);
+                  runtime_.metrics->RecordFollowUps(FollowUpOutcome::kCancelled,
+                                                    cancelled);
                   if (changed) runtime_.metrics->RecordTransition(from, to);
                   return Finish(std::move(op), std::move(response));
                 case CommitResult::Outcome::kDuplicate:

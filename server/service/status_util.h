@@ -30,14 +30,18 @@ inline absl::Time ProtoToTime(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
-// The deadline of a call: the client's when it set one, else `now + budget`
-// (gRPC reports "no deadline" as a time in the far future).
+// The deadline of a call in real time: the client's when it set one, else
+// the real time now plus `budget` (gRPC reports "no deadline" as a time in
+// the far future). Deadlines are always real time, whatever the server's
+// clock says (`server_now`, unused, is the injected clock's time: a test
+// clock may run fast).
 inline absl::Time CallDeadline(const grpc::CallbackServerContext* context,
-                               absl::Time now, absl::Duration budget) {
+                               absl::Time server_now, absl::Duration budget) {
+  (void)server_now;
   auto deadline = context->deadline();
   if (deadline >=
       std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
-    return now + budget;
+    return absl::Now() + budget;
   }
   return absl::FromChrono(deadline);
 }

@@ -1,5 +1,8 @@
 #include "server/store/contact_codec.h"
 
+#include <openssl/sha.h>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -100,6 +103,16 @@ bool DecodeRolling(absl::string_view s, ruleset::RollingCount* r) {
 
 }  // namespace
 
+std::string PendingFollowUpField(absl::string_view rule_id,
+                                 absl::string_view dedupe_key) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(dedupe_key.data()),
+         dedupe_key.size(), digest);
+  return absl::StrCat("u:", rule_id, "|",
+                      absl::BytesToHexString(absl::string_view(
+                          reinterpret_cast<const char*>(digest), 8)));
+}
+
 int64_t MillisOf(absl::Time t) { return absl::ToUnixMillis(t); }
 absl::Time TimeOfMillis(int64_t ms) { return absl::FromUnixMillis(ms); }
 
@@ -163,6 +176,19 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
           if (!j.is_discarded())
             c.attrs.emplace_back(std::string(name),
                                  ruleset::PlainJsonToValue(j));
+          break;
+        }
+        case 'u': {
+          // "<due>|<id>|<dedupe key>"
+          std::vector<absl::string_view> parts =
+              absl::StrSplit(value, absl::MaxSplits('|', 2));
+          PendingFollowUp p;
+          if (parts.size() != 3 || !ParseMillis(parts[0], &p.due)) break;
+          p.field = field;
+          p.rule_id = std::string(name.substr(0, name.find('|')));
+          p.id = std::string(parts[1]);
+          p.dedupe_key = std::string(parts[2]);
+          out.pending.push_back(std::move(p));
           break;
         }
         case 'k':

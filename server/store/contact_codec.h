@@ -12,6 +12,10 @@
 //   k:<channel>    consent: "1" given, "0" withdrawn
 //   x:<metric>     CX score: "<score>:<time>" (metric nps, csat, ces)
 // Times are Unix milliseconds in base 36 (8 characters for this century).
+//   u:<rule>|<key> a pending follow-up of rule <rule> with dedupe key
+//                  <key> (16 hex digits of SHA-256 of the dedupe key, ""
+//                  hashed for the default key): "<due>|<follow-up id>|<the
+//                  dedupe key itself>" (followup_store.h has the rest)
 //   e:<8 bytes>    idempotency record of an event (contact_store.h)
 //   ec             idempotency records written since the last pruning
 //
@@ -46,8 +50,23 @@ namespace tappa::server {
 
 using FieldMap = absl::flat_hash_map<std::string, std::string>;
 
+// A follow-up scheduled for the contact and not yet fired.
+struct PendingFollowUp {
+  std::string field;    // the contact hash field ("u:...")
+  std::string rule_id;  // the follow-up rule's id
+  std::string dedupe_key;
+  absl::Time due;
+  std::string id;  // stable follow-up id: 16 hex digits
+};
+
+// The contact hash field of a rule's pending follow-up with `dedupe_key`.
+std::string PendingFollowUpField(absl::string_view rule_id,
+                                 absl::string_view dedupe_key);
+
 struct DecodedContact {
   bool exists = false;
+  // Pending follow-ups, in field order.
+  std::vector<PendingFollowUp> pending;
   // The contact's restraint record (restraint_codec.h); filled by
   // ContactStore::LoadContact only.
   ruleset::ContactRestraint restraint;

@@ -13,12 +13,14 @@
 namespace tappa::server {
 namespace {
 
-// KEYS: contact, history, shard phases.
+// KEYS: contact, history, shard phases, shard follow-ups due, shard
+// follow-ups pending.
 // ARGV: 1 expected version, 2 event field, 3 event record, 4 now ms,
 //   5 idempotency window ms, 6 max idempotency records, 7 prune every,
 //   8 history entry or "", 9 max history entries, 10 old phase or "",
 //   11 new phase, 12 N, then N field/value pairs, then M, then M fields to
-//   delete.
+//   delete, then S, then S (follow-up id, due ms, payload) triples to
+//   schedule, then C, then C follow-up ids to cancel.
 // Returns {"dup", record} | {"conflict"} | {"ok", new version}.
 constexpr char kCommitScript[] = R"lua(
 local now = tonumber(ARGV[4])
@@ -76,12 +78,35 @@ if ARGV[10] ~= ARGV[11] then
   if ARGV[10] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[10], -1) end
   redis.call('HINCRBY', KEYS[3], ARGV[11], 1)
 end
+local at = 14 + 2 * n + m
+local sched = tonumber(ARGV[at])
+for i = 0, sched - 1 do
+  local id = ARGV[at + 1 + 3 * i]
+  redis.call('ZADD', KEYS[4], ARGV[at + 2 + 3 * i], id)
+  redis.call('HSET', KEYS[5], id, ARGV[at + 3 + 3 * i])
+end
+at = at + 1 + 3 * sched
+for i = 1, tonumber(ARGV[at]) do
+  redis.call('ZREM', KEYS[4], ARGV[at + i])
+  redis.call('HDEL', KEYS[5], ARGV[at + i])
+end
 return {'ok', tostring(v + 1)}
 )lua";
 
-// KEYS: contact, history, shard phases, restraint. Returns 1 when anything
-// existed.
+// KEYS: contact, history, shard phases, restraint, shard follow-ups due,
+// shard follow-ups pending. Returns 1 when anything existed. The contact's
+// pending follow-ups ("u:" fields: "<due>|<id>|<key>") go too.
 constexpr char kDeleteScript[] = R"lua(
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 'u:' then
+    local id = string.match(all[i + 1], '^%w*|(%x+)|')
+    if id then
+      redis.call('ZREM', KEYS[5], id)
+      redis.call('HDEL', KEYS[6], id)
+    end
+  end
+end
 local p = redis.call('HGET', KEYS[1], 'p')
 local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 if p then redis.call('HINCRBY', KEYS[3], p, -1) end
@@ -96,30 +121,16 @@ return 0
 //     record ttl ms, 11 max outcome records, 12 prune every; returns 0 for a
 //     duplicate, 1 when new, 2 when new but a click or conversion of the
 //     decision was already recorded.
-constexpr char kRestraintScript[] = R"lua(
+constexpr char kRestraintBody[] = R"lua(
 local key = KEYS[1]
 local now36, now = ARGV[2], tonumber(ARGV[3])
-local function touch(kind, ch, a)
-  local s = now36 .. '|' .. kind .. '|' .. ch .. '|' .. a
-  local t = redis.call('HGET', key, 't')
-  if t then s = s .. ',' .. t end
-  local keep, pos, count = tonumber(ARGV[4]), 0, 0
-  while true do
-    local i = string.find(s, ',', pos + 1, true)
-    if not i then break end
-    count = count + 1
-    if count == keep then s = string.sub(s, 1, i - 1) break end
-    pos = i
-  end
-  redis.call('HSET', key, 't', s)
-  redis.call('HINCRBY', key, 'l' .. kind .. '|' .. a, 1)
-  redis.call('HINCRBY', key, 'c' .. kind .. '|' .. ch, 1)
-  redis.call('HINCRBY', key, 'g' .. kind, 1)
-end
+local max_touches = tonumber(ARGV[4])
 local result = 1
 if ARGV[1] == 'serve' then
   local n = tonumber(ARGV[6])
-  for i = 0, n - 1 do touch('s', ARGV[7 + 2 * i], ARGV[8 + 2 * i]) end
+  for i = 0, n - 1 do
+    touch(key, now36, max_touches, 's', ARGV[7 + 2 * i], ARGV[8 + 2 * i])
+  end
 else
   local field = 'o|' .. ARGV[6]
   local kind = ARGV[7]
@@ -132,7 +143,7 @@ else
   end
   redis.call('HSET', key, field, now36 .. '|' .. kinds .. kind)
   if kind == 'i' then
-    touch('i', ARGV[8], ARGV[9])
+    touch(key, now36, max_touches, 'i', ARGV[8], ARGV[9])
   elseif kind == 'd' then
     redis.call('HSET', key, 'd|' .. ARGV[9], now36, 'dc|' .. ARGV[8], now36)
   end
@@ -173,13 +184,37 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return grant
 )lua";
 
-std::string Sha1Hex(absl::string_view data) {
+}  // namespace
+
+const char kTouchLua[] = R"lua(
+local function touch(key, now36, max_touches, kind, ch, a)
+  local s = now36 .. '|' .. kind .. '|' .. ch .. '|' .. a
+  local t = redis.call('HGET', key, 't')
+  if t then s = s .. ',' .. t end
+  local pos, count = 0, 0
+  while true do
+    local i = string.find(s, ',', pos + 1, true)
+    if not i then break end
+    count = count + 1
+    if count == max_touches then s = string.sub(s, 1, i - 1) break end
+    pos = i
+  end
+  redis.call('HSET', key, 't', s)
+  redis.call('HINCRBY', key, 'l' .. kind .. '|' .. a, 1)
+  redis.call('HINCRBY', key, 'c' .. kind .. '|' .. ch, 1)
+  redis.call('HINCRBY', key, 'g' .. kind, 1)
+end
+)lua";
+
+std::string ScriptSha(absl::string_view data) {
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
        digest);
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
+
+namespace {
 
 absl::Status UnexpectedReply(absl::string_view what, const RedisReply& reply) {
   if (reply.is_error() && absl::StartsWith(reply.str, "OOM")) {
@@ -250,10 +285,11 @@ bool DecodeEventRecord(const ruleset::Ruleset& rs, absl::string_view text,
 ContactStore::ContactStore(RedisClient* redis, int shards)
     : redis_(redis),
       shards_(shards),
-      commit_sha_(Sha1Hex(kCommitScript)),
-      delete_sha_(Sha1Hex(kDeleteScript)),
-      restraint_sha_(Sha1Hex(kRestraintScript)),
-      budget_sha_(Sha1Hex(kBudgetScript)) {}
+      commit_sha_(ScriptSha(kCommitScript)),
+      delete_sha_(ScriptSha(kDeleteScript)),
+      restraint_script_(absl::StrCat(kTouchLua, kRestraintBody)),
+      restraint_sha_(ScriptSha(restraint_script_)),
+      budget_sha_(ScriptSha(kBudgetScript)) {}
 
 std::string ContactStore::ShardPhasesKey(int shard) const {
   return absl::StrFormat("tp:{s:%04d}:phases", shard);
@@ -265,7 +301,9 @@ ContactKeys ContactStore::KeysFor(absl::string_view contact_id) const {
   return ContactKeys{absl::StrCat(prefix, "c:", contact_id),
                      absl::StrCat(prefix, "h:", contact_id),
                      absl::StrCat(prefix, "phases"),
-                     absl::StrCat(prefix, "q:", contact_id)};
+                     absl::StrCat(prefix, "q:", contact_id),
+                     absl::StrCat(prefix, "fd"),
+                     absl::StrCat(prefix, "fp")};
 }
 
 std::string ContactStore::BudgetKey(absl::string_view action_id,
@@ -349,9 +387,18 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
   }
   args.push_back(absl::StrCat(w.remove_fields.size()));
   for (const std::string& f : w.remove_fields) args.push_back(f);
+  args.push_back(absl::StrCat(w.schedule.size()));
+  for (const FollowUpSchedule& f : w.schedule) {
+    args.push_back(f.id);
+    args.push_back(absl::StrCat(MillisOf(f.due)));
+    args.push_back(f.payload);
+  }
+  args.push_back(absl::StrCat(w.cancel.size()));
+  for (const std::string& id : w.cancel) args.push_back(id);
   RunScript(kCommitScript, commit_sha_,
-            {keys.contact, keys.history, keys.shard_phases}, std::move(args),
-            deadline,
+            {keys.contact, keys.history, keys.shard_phases, keys.followups_due,
+             keys.followups_pending},
+            std::move(args), deadline,
             [ruleset = std::move(ruleset),
              done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
               if (!reply.ok()) return done(reply.status());
@@ -405,8 +452,9 @@ void ContactStore::DeleteContact(absl::string_view contact_id,
                                  absl::Time deadline, Done<bool> done) {
   ContactKeys keys = KeysFor(contact_id);
   RunScript(kDeleteScript, delete_sha_,
-            {keys.contact, keys.history, keys.shard_phases, keys.restraint}, {},
-            deadline,
+            {keys.contact, keys.history, keys.shard_phases, keys.restraint,
+             keys.followups_due, keys.followups_pending},
+            {}, deadline,
             [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
               if (!reply.ok()) return done(reply.status());
               if (reply->type != RedisReply::Type::kInteger) {
@@ -450,7 +498,7 @@ void ContactStore::RecordServed(absl::string_view contact_id,
     args.push_back(t.action);
   }
   RunScript(
-      kRestraintScript, restraint_sha_, {KeysFor(contact_id).restraint},
+      restraint_script_, restraint_sha_, {KeysFor(contact_id).restraint},
       std::move(args), deadline,
       IntegerReply("restraint script",
                    [done = std::move(done)](absl::StatusOr<int64_t> n) mutable {
@@ -477,7 +525,7 @@ void ContactStore::RecordOutcome(absl::string_view contact_id,
       absl::StrCat(kMaxOutcomeRecords),
       absl::StrCat(kPruneIdempotencyEvery)};
   RunScript(
-      kRestraintScript, restraint_sha_, {KeysFor(contact_id).restraint},
+      restraint_script_, restraint_sha_, {KeysFor(contact_id).restraint},
       std::move(args), deadline,
       IntegerReply("restraint script", [done = std::move(done)](
                                            absl::StatusOr<int64_t> n) mutable {

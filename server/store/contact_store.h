@@ -15,6 +15,8 @@
 //                                times, phase indexes; "" previous = created)
 //   tp:{s:0042}:h:<contact id>   string: phase history (contact_codec.h)
 //   tp:{s:0042}:phases           hash: contacts per phase in the shard
+//   tp:{s:0042}:fd / :fp / :fs   the shard's follow-ups: due index, pending
+//                                payloads, delivery stream (followup_store.h)
 //   tp:{s:0042}:q:<contact id>   hash: the contact's restraint record
 //                                (touches, dismissals, outcome records;
 //                                restraint_codec.h)
@@ -74,11 +76,29 @@ inline constexpr int kPruneIdempotencyEvery = 20;
 // Stable shard of a contact id.
 int ShardOf(absl::string_view contact_id, int shards);
 
+// Hex SHA-1 of a script (its EVALSHA name).
+std::string ScriptSha(absl::string_view script);
+
+// A Lua function shared by the scripts that record touches:
+// touch(key, now36, max_touches, kind, channel, action) prepends a touch to
+// the restraint record `key` (restraint_codec.h) and counts it.
+extern const char kTouchLua[];
+
 struct ContactKeys {
   std::string contact;
   std::string history;
   std::string shard_phases;
   std::string restraint;
+  std::string followups_due;      // followup_store.h
+  std::string followups_pending;  // followup_store.h
+};
+
+// A follow-up to schedule (or re-arm: same id, new due time) in an event's
+// atomic write. The contact's "u:" field goes in set_fields.
+struct FollowUpSchedule {
+  std::string id;
+  absl::Time due;
+  std::string payload;  // followup_store.h: EncodeFollowUpPayload
 };
 
 // A restraint record's hash expires after this long without a write.
@@ -135,6 +155,10 @@ struct EventWrite {
   std::optional<HistoryEntry> history;
   std::string old_phase;  // "" for a new contact
   std::string new_phase;
+  // Follow-ups scheduled and cancelled (by id) with the event, in the
+  // contact's shard's due index, atomically with the rest.
+  std::vector<FollowUpSchedule> schedule;
+  std::vector<std::string> cancel;
 };
 
 struct CommitResult {
@@ -218,16 +242,20 @@ class ContactStore {
   void CountPhases(absl::Time deadline,
                    Done<std::vector<std::pair<std::string, int64_t>>> done);
 
- private:
   // EVALSHA, falling back to EVAL when Redis does not know the script yet.
+  // `sha` is Sha1Hex(script).
   void RunScript(const std::string& script, const std::string& sha,
                  std::vector<std::string> keys, std::vector<std::string> args,
                  absl::Time deadline, RedisClient::Callback done);
 
+  RedisClient* redis() const { return redis_; }
+
+ private:
   RedisClient* redis_;
   int shards_;
   std::string commit_sha_;
   std::string delete_sha_;
+  std::string restraint_script_;
   std::string restraint_sha_;
   std::string budget_sha_;
 };

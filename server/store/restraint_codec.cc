@@ -77,6 +77,12 @@ ContactRestraint DecodeRestraint(const ruleset::Ruleset& rs,
       } else if (field[0] == 'c' && (kind == 's' || kind == 'i')) {
         int channel = rs.FindChannel(id);
         if (channel >= 0) AddCount(kind, value, &out.channel_lifetime[channel]);
+      } else if (field[0] == 'f' && kind == 'r') {
+        std::vector<absl::Time>& times = out.followups_fired[std::string(id)];
+        for (absl::string_view t : absl::StrSplit(value, ',')) {
+          absl::Time at;
+          if (ParseTime(t, &at)) times.push_back(at);
+        }
       } else if (field[0] == 'd' && kind == 'c') {
         int channel = rs.FindChannel(id);
         absl::Time at;

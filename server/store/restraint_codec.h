@@ -9,6 +9,8 @@
 //   ls|<action>    lifetime served count of an action (li| impressions)
 //   cs|<channel>   lifetime served count on a channel (ci| impressions)
 //   gs gi          lifetime served / impression counts in total
+//   fr|<rule>      times a follow-up rule fired for the contact, newest
+//                  first, joined by ',' (at most kMaxFiredTimes)
 //   d|<action>     the time of the action's last dismissal
 //   dc|<channel>   the time of the last dismissal on the channel
 //   o|<decision>   outcomes reported for a decision token: "<time>|<kinds>"

@@ -80,5 +80,38 @@ TEST(LoadgenSmokeTest, WebScenarioRunsWithoutErrors) {
   EXPECT_GT(total["latency"]["p99_us"].get<double>(), 0);
 }
 
+TEST(LoadgenSmokeTest, CampaignScenarioRunsWithoutErrors) {
+  absl::StatusOr<std::unique_ptr<RedisProcess>> redis = RedisProcess::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  ServerProcess::Options options;
+  options.rules_path = kRules;
+  options.redis_url = (*redis)->url();
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+      ServerProcess::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+
+  TempDir dir("tappa-loadgen-smoke");
+  const std::string json = dir.path() + "/campaign.json";
+  const std::string log = dir.path() + "/loadgen.log";
+  int status = RunProgram(
+      {TAPPA_LOADGEN_PATH, "--target=" + (*server)->grpc_address(),
+       "--rules=" + kRules, "--scenario=campaign", "--streams=2",
+       "--contacts=1000", "--channel=email", "--duration=1s", "--warmup=200ms",
+       "--connections=2", "--json=" + json, "--progress=false"},
+      log);
+  ASSERT_EQ(status, 0) << ReadAll(log) << "\n---- tappa-server log ----\n"
+                       << (*server)->Log();
+
+  nlohmann::json result = nlohmann::json::parse(ReadAll(json), nullptr, false);
+  ASSERT_FALSE(result.is_discarded()) << ReadAll(json);
+  EXPECT_EQ(result["scenario"], "campaign");
+  EXPECT_EQ(result["streams"], 2);
+  EXPECT_EQ(result["failed_streams"], 0);
+  const nlohmann::json& total = result["total"];
+  EXPECT_GT(total["ok"].get<int>(), 0);
+  EXPECT_EQ(total["error_count"].get<int>(), 0) << total.dump();
+  EXPECT_TRUE(result["by_method"].contains("DecideBatch")) << result.dump();
+}
+
 }  // namespace
 }  // namespace tappa::testing

@@ -1,0 +1,45 @@
+// tappa.v1.FollowUpService: follow-ups delivered to marketing automation
+// over gRPC, backed by the shard streams' consumer groups
+// (followup_store.h), so any replica can serve any consumer and a consumer
+// that reconnects resumes where it left.
+//
+// Each SubscribeFollowUps stream has a thread of its own that polls the
+// streams (its own pending deliveries first, then entries idle past the
+// visibility timeout claimed from any consumer, then new entries) every
+// 100 ms when there is nothing to send, and writes one delivery at a time.
+// Subscribers are automation workers, a handful per deployment, so a thread
+// each is cheap and keeps the flow plain.
+#ifndef TAPPA_SERVER_SERVICE_FOLLOWUP_SERVICE_H_
+#define TAPPA_SERVER_SERVICE_FOLLOWUP_SERVICE_H_
+
+#include "server/service/runtime.h"
+#include "server/store/followup_store.h"
+#include "tappa/v1/followup_service.grpc.pb.h"
+
+namespace tappa::server {
+
+class FollowUpServiceImpl final
+    : public tappa::v1::FollowUpService::CallbackService {
+ public:
+  // `store` must outlive the service.
+  FollowUpServiceImpl(const Runtime& runtime, FollowUpStore* store)
+      : runtime_(runtime), store_(store) {}
+
+  grpc::ServerWriteReactor<tappa::v1::SubscribeFollowUpsResponse>*
+  SubscribeFollowUps(
+      grpc::CallbackServerContext* context,
+      const tappa::v1::SubscribeFollowUpsRequest* request) override;
+
+  grpc::ServerUnaryReactor* AckFollowUp(
+      grpc::CallbackServerContext* context,
+      const tappa::v1::AckFollowUpRequest* request,
+      tappa::v1::AckFollowUpResponse* response) override;
+
+ private:
+  Runtime runtime_;
+  FollowUpStore* store_;
+};
+
+}  // namespace tappa::server
+
+#endif  // TAPPA_SERVER_SERVICE_FOLLOWUP_SERVICE_H_
