@@ -22,6 +22,7 @@ PHASES = [
     ("track", "TrackEvent, closed loop (max)"),
     ("web", "web mix 80% NBA / 18% TrackEvent / 2% ReportOutcome, closed loop (max)"),
     ("ingest", "TrackEvents batches of 100, closed loop (8 in flight)"),
+    ("campaign", "DecideBatch, one stream (outbound campaign): decisions/s"),
     ("open-nba", "NextBestAction, open loop at the offered rate"),
     ("open", "web mix, open loop at the offered rate"),
 ]
