@@ -25,10 +25,12 @@
 #include "server/metrics/metrics.h"
 #include "server/redis/redis_client.h"
 #include "server/redis/redis_url.h"
+#include "server/service/admin_service.h"
 #include "server/service/decision_service.h"
 #include "server/service/followup_firer.h"
 #include "server/service/followup_service.h"
 #include "server/service/journey_service.h"
+#include "server/service/ruleset_reloader.h"
 #include "server/service/runtime.h"
 #include "server/store/contact_store.h"
 #include "server/store/followup_store.h"
@@ -229,6 +231,8 @@ int Run() {
   JourneyServiceImpl journey(runtime);
   DecisionServiceImpl decision(runtime);
   FollowUpServiceImpl followup_service(runtime, &followups);
+  RulesetReloader reloader(rules_path, &rulesets, &metrics);
+  AdminServiceImpl admin(runtime, &reloader);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -238,6 +242,7 @@ int Run() {
   builder.RegisterService(&journey);
   builder.RegisterService(&decision);
   builder.RegisterService(&followup_service);
+  builder.RegisterService(&admin);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "tappa-server: cannot listen on --grpc_listen=" << grpc_listen
@@ -333,13 +338,17 @@ int Run() {
             << rules_path << " (version " << (*loaded)->version.substr(0, 12)
             << ")" << std::endl;
 
-  // Wait for SIGTERM or SIGINT (blocked in every thread, taken here).
+  // Wait for SIGTERM or SIGINT (blocked in every thread, taken here); SIGHUP
+  // reloads the ruleset.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    (void)reloader.Reload();  // logs what happened
+  }
   std::cout << "tappa-server: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ": draining in-flight calls" << std::endl;
   for (const char* service :
@@ -363,11 +372,13 @@ int Run() {
 }  // namespace tappa::server
 
 int main(int argc, char** argv) {
-  // Block the stop signals before any thread starts, so only sigwait sees them.
+  // Block the stop and reload signals before any thread starts, so only
+  // sigwait sees them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   // Debian builds Abseil without NDEBUG, so absl::Mutex tracks every lock in

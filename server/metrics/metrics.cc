@@ -198,6 +198,17 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
            .Register(*registry_)
            .Add({});
 
+  auto* reloads = &prometheus::BuildCounter()
+                       .Name("tappa_ruleset_reloads_total")
+                       .Help(
+                           "Ruleset reloads (SIGHUP, AdminService), by "
+                           "result: reloaded, unchanged, failed (the file was "
+                           "invalid; the previous ruleset kept serving).")
+                       .Register(*registry_);
+  const char* reload_results[] = {"reloaded", "unchanged", "failed"};
+  for (size_t i = 0; i < reloads_.size(); ++i) {
+    reloads_[i] = &reloads->Add({{"result", reload_results[i]}});
+  }
   auto* followups = &prometheus::BuildCounter()
                          .Name("tappa_followups_total")
                          .Help(
@@ -399,6 +410,10 @@ void Metrics::RecordFiringLag(absl::Duration lag) {
 
 void Metrics::SetPendingFollowUps(int64_t n) {
   pending_followups_->Set(static_cast<double>(n));
+}
+
+void Metrics::RecordReload(ReloadResult result) {
+  reloads_[static_cast<size_t>(result)]->Increment();
 }
 
 void Metrics::RecordBudgetLease(BudgetLease result) {

@@ -67,6 +67,8 @@ enum class TokenRejection : uint8_t {
 
 enum class BudgetLease : uint8_t { kGranted, kExhausted, kError };
 
+enum class ReloadResult : uint8_t { kReloaded, kUnchanged, kFailed };
+
 // What happens to follow-ups (counted in tappa_followups_total{outcome}).
 enum class FollowUpOutcome : uint8_t {
   kScheduled,
@@ -112,6 +114,7 @@ class Metrics {
   void RecordOutcome(OutcomeKind kind, int phase, int experiment, int variant);
   void RecordTokenRejected(TokenRejection reason);
   void RecordBudgetLease(BudgetLease result);
+  void RecordReload(ReloadResult result);
   void RecordFollowUps(FollowUpOutcome outcome, int64_t n = 1);
   // Fire time minus due time of a delivered follow-up.
   void RecordFiringLag(absl::Duration lag);
@@ -144,6 +147,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* outcomes_;
   std::array<prometheus::Counter*, 4> tokens_rejected_{};
   std::array<prometheus::Counter*, 3> budget_leases_{};
+  std::array<prometheus::Counter*, 3> reloads_{};
   std::array<prometheus::Counter*, static_cast<size_t>(FollowUpOutcome::kCount)>
       followups_{};
   prometheus::Histogram* firing_lag_ = nullptr;

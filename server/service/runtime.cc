@@ -9,6 +9,7 @@ absl::StatusOr<std::shared_ptr<const ServingRuleset>> ServingRuleset::Create(
     std::shared_ptr<const ruleset::Ruleset> ruleset) {
   auto serving = std::make_shared<ServingRuleset>();
   serving->decider = ruleset::Decider::Create(ruleset);
+  serving->loaded_at = absl::Now();
   serving->contents.resize(ruleset->actions.size());
   for (size_t i = 0; i < ruleset->actions.size(); ++i) {
     auto status = google::protobuf::util::JsonStringToMessage(

@@ -55,6 +55,8 @@ struct ServingRuleset {
   std::shared_ptr<const ruleset::Ruleset> ruleset;
   std::shared_ptr<const ruleset::Decider> decider;
   std::vector<google::protobuf::Struct> contents;  // by action index
+  // When this server started serving it (real time).
+  absl::Time loaded_at;
   // Whether serving an action must be recorded as a touch for caps that
   // count served actions: the action's own caps, its channel's, or the
   // global ones (so NextBestAction writes nothing when no cap needs it).

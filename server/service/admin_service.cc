@@ -1,0 +1,56 @@
+#include "server/service/admin_service.h"
+
+#include "server/service/status_util.h"
+
+namespace tappa::server {
+namespace {
+
+void Describe(const ServingRuleset& serving, const std::string& source,
+              tappa::v1::RulesetInfo* out) {
+  const ruleset::Ruleset& rs = *serving.ruleset;
+  out->set_version(rs.version);
+  out->set_name(rs.name);
+  out->set_source(source);
+  *out->mutable_loaded_at() = TimeToProto(serving.loaded_at);
+  out->set_phases(static_cast<int32_t>(rs.phases.size()));
+  out->set_channels(static_cast<int32_t>(rs.channels.size()));
+  out->set_placements(static_cast<int32_t>(rs.placements.size()));
+  out->set_actions(static_cast<int32_t>(rs.actions.size()));
+  out->set_experiments(static_cast<int32_t>(rs.experiments.size()));
+  out->set_followups(static_cast<int32_t>(rs.follow_ups.size()));
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ReloadRuleset(
+    grpc::CallbackServerContext* context,
+    const tappa::v1::ReloadRulesetRequest* request,
+    tappa::v1::ReloadRulesetResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<bool> changed = reloader_->Reload();
+  if (changed.ok()) {
+    response->set_changed(*changed);
+    Describe(*runtime_.rulesets->Get(), reloader_->path(),
+             response->mutable_ruleset());
+  }
+  reactor->Finish(ToGrpcStatus(changed.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetRuleset(
+    grpc::CallbackServerContext* context,
+    const tappa::v1::GetRulesetRequest* request,
+    tappa::v1::GetRulesetResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
+  if (serving == nullptr) {
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, "no ruleset is loaded"));
+    return reactor;
+  }
+  Describe(*serving, reloader_->path(), response->mutable_ruleset());
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace tappa::server
