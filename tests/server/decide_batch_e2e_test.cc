@@ -326,7 +326,9 @@ TEST_F(DecideBatchE2eTest, ServerStopsReadingAtTheBoundUntilTheClientReads) {
         absl::Seconds(30), absl::Seconds(1)));
     absl::SleepFor(absl::Seconds(1));
     EXPECT_EQ(Metric("tappa_decide_batch_pending"), 1000);
-    EXPECT_EQ(Metric(decided_series), decided);
+    // (Not "no decision at all since": on a loaded machine a few decisions
+    // that were waiting for their turn may still complete.)
+    EXPECT_LT(Metric(decided_series), kRequests);
     EXPECT_LT(decided, kRequests);
     EXPECT_LE(sampler.max_pending(), 1000);
     // The client is slowed down: its writes block.
@@ -475,11 +477,17 @@ TEST_F(DecideBatchE2eTest, StreamPastItsDeadlineEndsDeadlineExceeded) {
   // The client neither half-closes nor writes: the deadline ends it.
   EXPECT_FALSE(stream->Read(&response));
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The server counts the stream as ended by its deadline, or, when the
+  // client's deadline fired first on a loaded machine, as cancelled.
   EXPECT_TRUE(PollUntil(
       [&] {
         return Metric(
                    "tappa_grpc_requests_total{code=\"DEADLINE_EXCEEDED\","
-                   "method=\"tappa.v1.DecisionService/DecideBatch\"}") == 1;
+                   "method=\"tappa.v1.DecisionService/DecideBatch\"}") +
+                   Metric(
+                       "tappa_grpc_requests_total{code=\"CANCELLED\","
+                       "method=\"tappa.v1.DecisionService/DecideBatch\"}") ==
+               1;
       },
       absl::Seconds(10)))
       << *server_->ScrapeMetrics();
