@@ -393,6 +393,7 @@ class Loader {
   bool ReadRefs(const Entry& e, std::vector<Ref>* out);
   bool ReadExpression(const Entry& e, const cel::Environment& env, Want want,
                       Expression* out);
+  void ReadRenamedPhases(const Entry& e);
   // Fills expr->conjuncts (explanations of action conditions).
   void AddConjuncts(const cel::Environment& env, Expression* expr);
   bool ReadLimit(const Node& node, Location location, absl::string_view what,
@@ -1817,13 +1818,42 @@ void Loader::ReadFollowUps(const Entry& e) {
       });
 }
 
+void Loader::ReadRenamedPhases(const Entry& e) {
+  if (!e.value.IsMap()) {
+    Error(e.location,
+          "renamed_phases: expected a mapping of former phase ids to phases");
+    return;
+  }
+  Ruleset& r = *ruleset_;
+  for (auto it = e.value.begin(); it != e.value.end(); ++it) {
+    Location key_location = Loc(it->first);
+    if (!it->first.IsScalar() || !IsValidId(it->first.Scalar())) {
+      Error(key_location, "renamed_phases: keys must be phase ids");
+      continue;
+    }
+    const std::string& old_id = it->first.Scalar();
+    if (phase_index_.contains(old_id)) {
+      Error(key_location,
+            absl::StrCat("renamed_phases: ", Quote(old_id),
+                         " is a phase of this ruleset, not a former one"));
+      continue;
+    }
+    if (!it->second.IsScalar()) {
+      Error(Loc(it->second), "renamed_phases: values must be phase ids");
+      continue;
+    }
+    int to = ResolvePhase({it->second.Scalar(), Loc(it->second)});
+    if (to >= 0) r.renamed_phases.emplace_back(old_id, to);
+  }
+}
+
 void Loader::ReadTopLevel(const Node& root) {
-  Fields top =
-      ReadMap(root, Loc(root), "ruleset",
-              {"name", "description", "phases", "initial_phase", "channels",
-               "constants", "counters", "transitions", "placements", "actions",
-               "context_weights", "policies", "experiments", "followups"},
-              {"phases", "channels"});
+  Fields top = ReadMap(root, Loc(root), "ruleset",
+                       {"name", "description", "phases", "initial_phase",
+                        "channels", "constants", "counters", "transitions",
+                        "placements", "actions", "context_weights", "policies",
+                        "experiments", "followups", "renamed_phases"},
+                       {"phases", "channels"});
   if (!top.ok()) return;
   Ruleset& r = *ruleset_;
   if (const Entry* e = top.Find("name")) ReadString(*e, &r.name);
@@ -1856,6 +1886,7 @@ void Loader::ReadTopLevel(const Node& root) {
       if (p >= 0) r.initial_phase = p;
     }
   }
+  if (const Entry* e = top.Find("renamed_phases")) ReadRenamedPhases(*e);
   if (const Entry* e = top.Find("constants")) ReadConstants(*e);
 
   // Counters declare the fields of contact.counts: read their ids before

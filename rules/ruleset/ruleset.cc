@@ -86,4 +86,13 @@ int Ruleset::FindFollowUp(absl::string_view id) const {
   return Lookup(follow_up_index_, id);
 }
 
+int Ruleset::ResolveStoredPhase(absl::string_view id) const {
+  int phase = FindPhase(id);
+  if (phase >= 0) return phase;
+  for (const auto& [old_id, to] : renamed_phases) {
+    if (old_id == id) return to;
+  }
+  return -1;
+}
+
 }  // namespace tappa::ruleset

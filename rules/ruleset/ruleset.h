@@ -322,6 +322,10 @@ class Ruleset {
 
   std::vector<Phase> phases;  // at least one, in journey order
   int initial_phase = 0;      // new contacts start here
+  // Phases of earlier rulesets and the phase (index) their contacts are in
+  // now (`renamed_phases: {old: new}`). Contacts stored in a phase neither
+  // this ruleset nor this map knows are in initial_phase.
+  std::vector<std::pair<std::string, int>> renamed_phases;
   std::vector<Channel> channels;
   std::vector<Placement> placements;
   std::vector<Counter> counters;
@@ -341,6 +345,8 @@ class Ruleset {
 
   // Lookups by id; -1 when absent.
   int FindPhase(absl::string_view id) const;
+  // The phase a stored phase id means now: itself, its renaming, or -1.
+  int ResolveStoredPhase(absl::string_view id) const;
   int FindChannel(absl::string_view id) const;
   int FindPlacement(absl::string_view id) const;
   int FindAction(absl::string_view id) const;

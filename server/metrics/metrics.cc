@@ -209,6 +209,14 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   for (size_t i = 0; i < reloads_.size(); ++i) {
     reloads_[i] = &reloads->Add({{"result", reload_results[i]}});
   }
+  unknown_phase_ =
+      &prometheus::BuildCounter()
+           .Name("tappa_contacts_phase_unknown_total")
+           .Help(
+               "Contacts read in a phase the ruleset neither has nor renames "
+               "(renamed_phases): they are treated as in the initial phase.")
+           .Register(*registry_)
+           .Add({});
   auto* followups = &prometheus::BuildCounter()
                          .Name("tappa_followups_total")
                          .Help(
@@ -411,6 +419,8 @@ void Metrics::RecordFiringLag(absl::Duration lag) {
 void Metrics::SetPendingFollowUps(int64_t n) {
   pending_followups_->Set(static_cast<double>(n));
 }
+
+void Metrics::RecordUnknownPhase() { unknown_phase_->Increment(); }
 
 void Metrics::RecordReload(ReloadResult result) {
   reloads_[static_cast<size_t>(result)]->Increment();

@@ -115,6 +115,9 @@ class Metrics {
   void RecordTokenRejected(TokenRejection reason);
   void RecordBudgetLease(BudgetLease result);
   void RecordReload(ReloadResult result);
+  // A contact read in a phase the ruleset neither has nor renames (it is
+  // treated as being in the initial phase).
+  void RecordUnknownPhase();
   void RecordFollowUps(FollowUpOutcome outcome, int64_t n = 1);
   // Fire time minus due time of a delivered follow-up.
   void RecordFiringLag(absl::Duration lag);
@@ -148,6 +151,7 @@ class Metrics {
   std::array<prometheus::Counter*, 4> tokens_rejected_{};
   std::array<prometheus::Counter*, 3> budget_leases_{};
   std::array<prometheus::Counter*, 3> reloads_{};
+  prometheus::Counter* unknown_phase_ = nullptr;
   std::array<prometheus::Counter*, static_cast<size_t>(FollowUpOutcome::kCount)>
       followups_{};
   prometheus::Histogram* firing_lag_ = nullptr;

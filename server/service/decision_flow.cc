@@ -194,6 +194,7 @@ void DecideNextBestAction(const Runtime& runtime, std::shared_ptr<Decision> d,
               response);
           return finish(absl::OkStatus());
         }
+        if (loaded->phase_unknown) runtime.metrics->RecordUnknownPhase();
         d->contact = std::move(loaded->snapshot);
         d->restraint = std::move(loaded->restraint);
         response->set_phase(rs.phases[d->contact.phase].id);

@@ -161,6 +161,7 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         }
 
         DecodedContact& stored = read->contact;
+        if (stored.phase_unknown) runtime_.metrics->RecordUnknownPhase();
         bool is_new = !stored.exists;
         ruleset::ContactSnapshot before = stored.snapshot;
         ruleset::ContactSnapshot after = stored.snapshot;

@@ -137,8 +137,12 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
     if (field == "v") {
       absl::SimpleAtoi(value, &out.version);
     } else if (field == "p") {
-      int phase = rs.FindPhase(value);
-      if (phase >= 0) c.phase = phase;
+      int phase = rs.ResolveStoredPhase(value);
+      if (phase >= 0) {
+        c.phase = phase;
+      } else {
+        out.phase_unknown = true;
+      }
     } else if (field == "ps") {
       ParseMillis(value, &c.phase_since);
     } else if (field == "fs") {

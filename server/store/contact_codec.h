@@ -29,7 +29,9 @@
 //
 // Decoding is lenient where a ruleset changed since the data was written:
 // fields of counters, channels or phases the ruleset no longer declares are
-// ignored (a phase it no longer has reads as the initial phase).
+// ignored; a phase it no longer has reads as its renaming
+// (`renamed_phases`) or else as the initial phase (DecodedContact::
+// phase_unknown).
 #ifndef TAPPA_SERVER_STORE_CONTACT_CODEC_H_
 #define TAPPA_SERVER_STORE_CONTACT_CODEC_H_
 
@@ -67,6 +69,9 @@ struct DecodedContact {
   bool exists = false;
   // Pending follow-ups, in field order.
   std::vector<PendingFollowUp> pending;
+  // The stored phase is one the ruleset neither has nor renames: the
+  // contact reads as being in the initial phase.
+  bool phase_unknown = false;
   // The contact's restraint record (restraint_codec.h); filled by
   // ContactStore::LoadContact only.
   ruleset::ContactRestraint restraint;

@@ -158,6 +158,41 @@ TEST_F(AdminE2eTest, BrokenRulesetChangesNothing) {
       ::testing::HasSubstr("tappa_ruleset_reloads_total{result=\"failed\"} 1"));
 }
 
+TEST_F(AdminE2eTest, RenamedPhasesCarryContactsAcrossAReload) {
+  ASSERT_RPC_OK(client_->Track(MakeEvent("buyer", "p-1", "purchase", "web")));
+  ASSERT_RPC_OK(client_->Track(MakeEvent("other", "p-2", "purchase", "web")));
+  tappa::v1::Contact contact;
+  ASSERT_RPC_OK(client_->Get("buyer", &contact));
+  ASSERT_EQ(contact.phase(), "conversion");
+  // "conversion" becomes "customer"; contacts stored in it follow.
+  std::string renamed = absl::StrReplaceAll(
+      original_, {{"  - {id: conversion}", "  - {id: customer}"},
+                  {"{to: conversion,", "{to: customer,"}});
+  Write(renamed + "\nrenamed_phases: {conversion: customer}\n");
+  tappa::v1::ReloadRulesetResponse response;
+  ASSERT_RPC_OK(Reload(&response));
+  ASSERT_RPC_OK(client_->Get("buyer", &contact));
+  EXPECT_EQ(contact.phase(), "customer");
+  // Without the mapping they are in the initial phase, and counted.
+  Write(renamed);
+  ASSERT_RPC_OK(Reload(&response));
+  ASSERT_RPC_OK(client_->Get("other", &contact));
+  EXPECT_EQ(contact.phase(), "awareness");
+  tappa::v1::NextBestActionResponse nba;
+  ASSERT_RPC_OK(client_->Nba(MakeNba("other", "web", "web.side"), &nba));
+  EXPECT_EQ(nba.phase(), "awareness");
+  absl::StatusOr<std::string> metrics = server_->ScrapeMetrics();
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(*metrics,
+              ::testing::HasSubstr("tappa_contacts_phase_unknown_total 1"));
+  // A mapping from a current phase, or to an unknown one, is refused.
+  Write(original_ + "\nrenamed_phases: {awareness: conversion}\n");
+  grpc::Status s = Reload(&response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(),
+              ::testing::HasSubstr("is a phase of this ruleset"));
+}
+
 TEST_F(AdminE2eTest, SighupReloads) {
   std::string version = Info().version();
   Write(absl::StrReplaceAll(
