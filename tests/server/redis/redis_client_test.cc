@@ -14,10 +14,12 @@ namespace {
 using ::testing::HasSubstr;
 
 std::unique_ptr<RedisClient> StartClient(int port,
-                                         const std::string& password = "") {
+                                         const std::string& password = "",
+                                         const std::string& user = "") {
   RedisClient::Options options;
   options.endpoint.host = "127.0.0.1";
   options.endpoint.port = port;
+  options.endpoint.user = user;
   options.endpoint.password = password;
   options.initial_backoff = absl::Milliseconds(10);
   options.max_backoff = absl::Milliseconds(100);
@@ -124,6 +126,33 @@ TEST(RedisClientTest, RefusedAuthenticationIsAClearErrorWithoutThePassword) {
               ::testing::Not(HasSubstr("wrong-password")));
   auto right = StartClient((*redis)->port(), "right-password");
   EXPECT_TRUE(right->WaitConnected(absl::Seconds(5))) << right->last_error();
+}
+
+// Redis 6+ ACL users: a user of its own with a password, limited to Tappa's
+// keys and commands, is how a production deployment should connect.
+TEST(RedisClientTest, AclUserAuthenticates) {
+  auto redis = testing::RedisProcess::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  ASSERT_TRUE((*redis)
+                  ->Command({"ACL", "SETUSER", "tappa", "on", ">user-secret",
+                             "~tp:*", "+@all"})
+                  .ok());
+  auto user = StartClient((*redis)->port(), "user-secret", "tappa");
+  ASSERT_TRUE(user->WaitConnected(absl::Seconds(5))) << user->last_error();
+  auto set = RedisCommandSync(*user, {"SET", "tp:k", "v"});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_FALSE(set->is_error()) << set->str;
+  // The ACL holds: keys outside tp:* are refused, as Redis says.
+  auto other = RedisCommandSync(*user, {"SET", "elsewhere", "v"});
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_TRUE(other->is_error());
+  // A wrong password for the user is refused clearly, without the password.
+  auto wrong = StartClient((*redis)->port(), "not-it", "tappa");
+  EXPECT_FALSE(wrong->WaitConnected(absl::Milliseconds(500)));
+  EXPECT_THAT(std::string(wrong->last_error().message()),
+              HasSubstr("Redis refused authentication"));
+  EXPECT_THAT(std::string(wrong->last_error().message()),
+              ::testing::Not(HasSubstr("not-it")));
 }
 
 }  // namespace
