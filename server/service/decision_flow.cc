@@ -183,8 +183,6 @@ void DecideNextBestAction(const Runtime& runtime, std::shared_ptr<Decision> d,
       [&runtime, d, response, finish,
        deadline](absl::StatusOr<DecodedContact> loaded) {
         const ruleset::Ruleset& rs = *d->serving->ruleset;
-        const int placement = d->request.placement;
-        const ruleset::Placement& where = rs.placements[placement];
         if (!loaded.ok()) {
           AnswerDegraded(
               runtime, *d,

@@ -84,7 +84,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
   d->explain = request->explain();
   d->now = runtime_.clock->Now();
   d->seed = NewDecisionSeed();
-  absl::Time deadline = CallDeadline(context, d->now, runtime_.decision_budget);
+  absl::Time deadline = CallDeadline(context, runtime_.decision_budget);
   response->set_contact_id(request->contact_id());
   response->set_ruleset_version(rs.version);
   *response->mutable_decision_time() = TimeToProto(d->now);
@@ -152,7 +152,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
   write.record_ttl = runtime_.tokens->ttl();
   response->set_contact_id(claims->contact_id);
   response->set_action_id(claims->action_id);
-  absl::Time deadline = CallDeadline(context, now, runtime_.write_budget);
+  absl::Time deadline = CallDeadline(context, runtime_.write_budget);
   std::shared_ptr<Admission::Slot> slot;
   if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
     finish(s);
@@ -282,7 +282,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
     answer();
     return reactor;
   }
-  absl::Time deadline = CallDeadline(context, start, runtime_.decision_budget);
+  absl::Time deadline = CallDeadline(context, runtime_.decision_budget);
   std::shared_ptr<Admission::Slot> slot;
   if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
     finish(s);

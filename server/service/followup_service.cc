@@ -239,7 +239,7 @@ grpc::ServerUnaryReactor* FollowUpServiceImpl::AckFollowUp(
   }
   Metrics* metrics = runtime_.metrics;
   store_->Ack(request->group(), entries,
-              CallDeadline(context, absl::Now(), runtime_.write_budget),
+              CallDeadline(context, runtime_.write_budget),
               [reactor, response, metrics](absl::StatusOr<int64_t> n) {
                 if (n.ok()) {
                   response->set_acknowledged(static_cast<int32_t>(*n));

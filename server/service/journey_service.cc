@@ -123,8 +123,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
                absl::InvalidArgumentError(error));
     return reactor;
   }
-  absl::Time deadline =
-      CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget);
+  absl::Time deadline = CallDeadline(context, runtime_.write_budget);
   std::shared_ptr<Admission::Slot> slot;
   if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
     FinishCall(reactor, metrics, Method::kTrackEvent, start, s);
@@ -162,8 +161,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
   // Results are written in place, each by its own event's callback.
   for (int i = 0; i < n; ++i) response->add_results();
   auto remaining = std::make_shared<std::atomic<int>>(n);
-  absl::Time deadline =
-      CallDeadline(context, runtime_.clock->Now(), runtime_.write_budget);
+  absl::Time deadline = CallDeadline(context, runtime_.write_budget);
   Metrics* metrics = runtime_.metrics;
   std::shared_ptr<Admission::Slot> admitted;
   if (absl::Status s = Admit(runtime_, deadline, &admitted); !s.ok()) {
@@ -224,7 +222,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
     return reactor;
   }
   absl::Time now = runtime_.clock->Now();
-  absl::Time deadline = CallDeadline(context, now, runtime_.write_budget);
+  absl::Time deadline = CallDeadline(context, runtime_.write_budget);
   std::shared_ptr<Admission::Slot> slot;
   if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
     FinishCall(reactor, metrics, Method::kGetContact, start, s);
@@ -267,7 +265,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
     return reactor;
   }
   absl::Time now = runtime_.clock->Now();
-  absl::Time deadline = CallDeadline(context, now, runtime_.write_budget);
+  absl::Time deadline = CallDeadline(context, runtime_.write_budget);
   std::shared_ptr<Admission::Slot> slot;
   if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
     FinishCall(reactor, metrics, Method::kDeleteContact, start, s);

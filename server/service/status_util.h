@@ -33,11 +33,9 @@ inline absl::Time ProtoToTime(const google::protobuf::Timestamp& ts) {
 // The deadline of a call in real time: the client's when it set one, else
 // the real time now plus `budget` (gRPC reports "no deadline" as a time in
 // the far future). Deadlines are always real time, whatever the server's
-// clock says (`server_now`, unused, is the injected clock's time: a test
-// clock may run fast).
+// clock says (a test clock may run fast).
 inline absl::Time CallDeadline(const grpc::CallbackServerContext* context,
-                               absl::Time server_now, absl::Duration budget) {
-  (void)server_now;
+                               absl::Duration budget) {
   auto deadline = context->deadline();
   if (deadline >=
       std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {

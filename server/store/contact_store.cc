@@ -22,7 +22,36 @@ namespace {
 //   delete, then S, then S (follow-up id, due ms, payload) triples to
 //   schedule, then C, then C follow-up ids to cancel.
 // Returns {"dup", record} | {"conflict"} | {"ok", new version}.
-constexpr char kCommitScript[] = R"lua(
+// A Lua function shared by the scripts that keep idempotency records in a
+// hash (events' "e:" fields, outcomes' "o|" fields; each value starts with
+// its base-36 receive time): every `every` writes (counted in field
+// `counter`) it drops the records older than `ttl` ms and then the oldest
+// beyond `cap`.
+constexpr char kPruneLua[] = R"lua(
+local function prune_records(key, prefix, counter, every, ttl, cap, now)
+  if redis.call('HINCRBY', key, counter, 1) < every then return end
+  local all = redis.call('HGETALL', key)
+  local live = {}
+  local n = string.len(prefix)
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, n) == prefix then
+      local t = tonumber(string.match(all[i + 1], '^(%w+)'), 36) or 0
+      if t + ttl <= now then
+        redis.call('HDEL', key, all[i])
+      else
+        live[#live + 1] = {t, all[i]}
+      end
+    end
+  end
+  if #live > cap then
+    table.sort(live, function(a, b) return a[1] < b[1] end)
+    for i = 1, #live - cap do redis.call('HDEL', key, live[i][2]) end
+  end
+  redis.call('HSET', key, counter, '0')
+end
+)lua";
+
+constexpr char kCommitBody[] = R"lua(
 local now = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
 local function received(rec)
@@ -40,26 +69,8 @@ local m = tonumber(ARGV[13 + 2 * n])
 if m > 0 then
   redis.call('HDEL', KEYS[1], unpack(ARGV, 14 + 2 * n, 13 + 2 * n + m))
 end
-if redis.call('HINCRBY', KEYS[1], 'ec', 1) >= tonumber(ARGV[7]) then
-  local all = redis.call('HGETALL', KEYS[1])
-  local live = {}
-  for i = 1, #all, 2 do
-    if string.sub(all[i], 1, 2) == 'e:' then
-      local t = received(all[i + 1])
-      if t + window <= now then
-        redis.call('HDEL', KEYS[1], all[i])
-      else
-        live[#live + 1] = {t, all[i]}
-      end
-    end
-  end
-  local cap = tonumber(ARGV[6])
-  if #live > cap then
-    table.sort(live, function(a, b) return a[1] < b[1] end)
-    for i = 1, #live - cap do redis.call('HDEL', KEYS[1], live[i][2]) end
-  end
-  redis.call('HSET', KEYS[1], 'ec', '0')
-end
+prune_records(KEYS[1], 'e:', 'ec', tonumber(ARGV[7]), window,
+              tonumber(ARGV[6]), now)
 if ARGV[8] ~= '' then
   local h = redis.call('GET', KEYS[2])
   local s = ARGV[8]
@@ -147,27 +158,8 @@ else
   elseif kind == 'd' then
     redis.call('HSET', key, 'd|' .. ARGV[9], now36, 'dc|' .. ARGV[8], now36)
   end
-  if redis.call('HINCRBY', key, 'oc', 1) >= tonumber(ARGV[12]) then
-    local ttl = tonumber(ARGV[10])
-    local all = redis.call('HGETALL', key)
-    local live = {}
-    for i = 1, #all, 2 do
-      if string.sub(all[i], 1, 2) == 'o|' then
-        local t = tonumber(string.match(all[i + 1], '^(%w+)'), 36) or 0
-        if t + ttl <= now then
-          redis.call('HDEL', key, all[i])
-        else
-          live[#live + 1] = {t, all[i]}
-        end
-      end
-    end
-    local cap = tonumber(ARGV[11])
-    if #live > cap then
-      table.sort(live, function(a, b) return a[1] < b[1] end)
-      for i = 1, #live - cap do redis.call('HDEL', key, live[i][2]) end
-    end
-    redis.call('HSET', key, 'oc', '0')
-  end
+  prune_records(key, 'o|', 'oc', tonumber(ARGV[12]), tonumber(ARGV[10]),
+                tonumber(ARGV[11]), now)
 end
 redis.call('PEXPIRE', key, ARGV[5])
 return result
@@ -285,9 +277,10 @@ bool DecodeEventRecord(const ruleset::Ruleset& rs, absl::string_view text,
 ContactStore::ContactStore(RedisClient* redis, int shards)
     : redis_(redis),
       shards_(shards),
-      commit_sha_(ScriptSha(kCommitScript)),
+      commit_script_(absl::StrCat(kPruneLua, kCommitBody)),
+      commit_sha_(ScriptSha(commit_script_)),
       delete_sha_(ScriptSha(kDeleteScript)),
-      restraint_script_(absl::StrCat(kTouchLua, kRestraintBody)),
+      restraint_script_(absl::StrCat(kTouchLua, kPruneLua, kRestraintBody)),
       restraint_sha_(ScriptSha(restraint_script_)),
       budget_sha_(ScriptSha(kBudgetScript)) {}
 
@@ -395,7 +388,7 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
   }
   args.push_back(absl::StrCat(w.cancel.size()));
   for (const std::string& id : w.cancel) args.push_back(id);
-  RunScript(kCommitScript, commit_sha_,
+  RunScript(commit_script_, commit_sha_,
             {keys.contact, keys.history, keys.shard_phases, keys.followups_due,
              keys.followups_pending},
             std::move(args), deadline,

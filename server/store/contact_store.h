@@ -253,6 +253,7 @@ class ContactStore {
  private:
   RedisClient* redis_;
   int shards_;
+  std::string commit_script_;
   std::string commit_sha_;
   std::string delete_sha_;
   std::string restraint_script_;
