@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -22,6 +23,9 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
 #include "rules/ruleset/loader.h"
+#include "server/auth/audit_log.h"
+#include "server/auth/authorizer.h"
+#include "server/auth/tls_files.h"
 #include "server/metrics/metrics.h"
 #include "server/redis/redis_client.h"
 #include "server/redis/redis_url.h"
@@ -35,10 +39,35 @@
 #include "server/store/contact_store.h"
 #include "server/store/followup_store.h"
 
-ABSL_FLAG(
-    std::string, grpc_listen, "127.0.0.1:50051",
-    "Address for the gRPC API (host:port). Listening beyond loopback will "
-    "require authentication (a later version).");
+ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051",
+          "Address for the gRPC API (host:port). Beyond loopback the server "
+          "requires --api_keys_file (or --insecure_allow_unauthenticated).");
+ABSL_FLAG(std::string, api_keys_file, "",
+          "YAML file of API keys (SHA-256 hashes, names, scopes, rate "
+          "limits; see README.md). Set: every call needs \"authorization: "
+          "Bearer <key>\" with its method's scope. Reloaded on SIGHUP.");
+ABSL_FLAG(bool, insecure_allow_unauthenticated, false,
+          "Listen beyond loopback without API keys: only behind a proxy "
+          "that authenticates callers itself.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain (leaf first): serve gRPC over TLS. Needs "
+          "--tls_key. Reloaded on SIGHUP (new connections get the new "
+          "certificate within a second; established ones keep theirs).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: require client certificates signed by it (mutual "
+          "TLS). Needs --tls_cert.");
+ABSL_FLAG(std::string, audit_log, "stderr",
+          "Where audit lines go (one JSON object per line: erasures, admin "
+          "calls, reloads): \"stderr\", a file path (appended), or "
+          "\"none\".");
+ABSL_FLAG(double, contact_events_per_second, 20,
+          "Each contact's event rate limit (a token bucket kept with the "
+          "contact, exact across replicas); events beyond it are refused "
+          "with RESOURCE_EXHAUSTED and a retry delay. 0: no limit.");
+ABSL_FLAG(double, contact_event_burst, 200,
+          "The contact event bucket's size: events a contact may send at "
+          "once before --contact_events_per_second applies.");
 ABSL_FLAG(
     std::string, metrics_listen, "127.0.0.1:9464",
     "Address for Prometheus metrics, served at http://<address>/metrics.");
@@ -96,14 +125,48 @@ bool IsLoopback(const std::string& address) {
 
 int Run() {
   const std::string grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
-  if (!IsLoopback(grpc_listen)) {
-    std::cerr
-        << "tappa-server: --grpc_listen=" << grpc_listen
-        << " is beyond loopback; this version has no authentication, so it "
-           "only "
-           "listens on loopback addresses (127.0.0.1, [::1], localhost)\n";
+  const std::string keys_file = absl::GetFlag(FLAGS_api_keys_file);
+  const bool insecure = absl::GetFlag(FLAGS_insecure_allow_unauthenticated);
+  if (!IsLoopback(grpc_listen) && keys_file.empty() && !insecure) {
+    std::cerr << "tappa-server: --grpc_listen=" << grpc_listen
+              << " is beyond loopback: give --api_keys_file so callers must "
+                 "authenticate (or, only behind a proxy that authenticates "
+                 "them, --insecure_allow_unauthenticated)\n";
     return 2;
   }
+  TlsFiles tls_files{absl::GetFlag(FLAGS_tls_cert),
+                     absl::GetFlag(FLAGS_tls_key),
+                     absl::GetFlag(FLAGS_tls_client_ca)};
+  if (tls_files.cert.empty() != tls_files.key.empty() ||
+      (!tls_files.client_ca.empty() && tls_files.cert.empty())) {
+    std::cerr << "tappa-server: TLS needs both --tls_cert and --tls_key "
+                 "(--tls_client_ca adds mutual TLS to them)\n";
+    return 2;
+  }
+  std::unique_ptr<TlsCredentialsSource> tls;
+  if (!tls_files.cert.empty()) {
+    absl::StatusOr<std::unique_ptr<TlsCredentialsSource>> created =
+        TlsCredentialsSource::Create(tls_files);
+    if (!created.ok()) {
+      std::cerr << "tappa-server: " << created.status().message() << "\n";
+      return 2;
+    }
+    tls = *std::move(created);
+  }
+  std::ofstream audit_file;
+  std::ostream* audit_out = nullptr;
+  if (std::string where = absl::GetFlag(FLAGS_audit_log); where == "stderr") {
+    audit_out = &std::cerr;
+  } else if (where != "none") {
+    audit_file.open(where, std::ios::app);
+    if (!audit_file) {
+      std::cerr << "tappa-server: --audit_log=" << where
+                << ": cannot open for appending\n";
+      return 2;
+    }
+    audit_out = &audit_file;
+  }
+  AuditLog audit(audit_out);
   const std::string rules_path = absl::GetFlag(FLAGS_rules);
   if (rules_path.empty()) {
     std::cerr << "tappa-server: --rules is required (e.g. "
@@ -139,6 +202,33 @@ int Run() {
 
   Metrics metrics;
   metrics.InstallRuleset(**loaded);
+  std::unique_ptr<Authorizer> authorizer;
+  if (!keys_file.empty()) {
+    absl::StatusOr<std::unique_ptr<Authorizer>> from_file =
+        Authorizer::FromFile(keys_file, &metrics);
+    if (!from_file.ok()) {
+      std::cerr << "tappa-server: --api_keys_file: "
+                << from_file.status().message() << "\n";
+      return 2;
+    }
+    authorizer = *std::move(from_file);
+  } else {
+    authorizer = std::make_unique<Authorizer>(&metrics);
+    if (!IsLoopback(grpc_listen)) {
+      std::cerr << "tappa-server: WARNING: --insecure_allow_unauthenticated: "
+                   "serving "
+                << grpc_listen
+                << " WITHOUT AUTHENTICATION; anyone who can reach it can read "
+                   "and erase contacts. Only run this behind a proxy that "
+                   "authenticates callers.\n";
+    }
+  }
+  if (!IsLoopback(grpc_listen) && tls == nullptr) {
+    std::cerr << "tappa-server: warning: serving " << grpc_listen
+              << " without TLS: API keys and personal data cross the network "
+                 "in clear text (give --tls_cert and --tls_key, or terminate "
+                 "TLS in front)\n";
+  }
   std::unique_ptr<prometheus::Exposer> exposer;
   try {
     exposer = std::make_unique<prometheus::Exposer>(
@@ -227,6 +317,11 @@ int Run() {
   runtime.posteriors = &posteriors;
   runtime.decision_budget = absl::GetFlag(FLAGS_decision_budget);
   runtime.write_budget = absl::GetFlag(FLAGS_write_budget);
+  runtime.authorizer = authorizer.get();
+  runtime.audit = &audit;
+  runtime.contact_event_rate =
+      TokenBucket(absl::GetFlag(FLAGS_contact_events_per_second),
+                  absl::GetFlag(FLAGS_contact_event_burst));
 
   JourneyServiceImpl journey(runtime);
   DecisionServiceImpl decision(runtime);
@@ -237,8 +332,10 @@ int Run() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(grpc_listen, grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(
+      grpc_listen,
+      tls != nullptr ? tls->credentials() : grpc::InsecureServerCredentials(),
+      &port);
   builder.RegisterService(&journey);
   builder.RegisterService(&decision);
   builder.RegisterService(&followup_service);
@@ -336,10 +433,18 @@ int Run() {
             << ", metrics on http://" << absl::GetFlag(FLAGS_metrics_listen)
             << "/metrics, Redis " << endpoint->Redacted() << ", ruleset "
             << rules_path << " (version " << (*loaded)->version.substr(0, 12)
-            << ")" << std::endl;
+            << "), "
+            << (tls == nullptr ? "plaintext"
+                               : (tls->mutual() ? "mutual TLS" : "TLS"))
+            << ", "
+            << (authorizer->requires_keys()
+                    ? absl::StrCat("API keys from ", keys_file)
+                    : std::string("no API keys"))
+            << std::endl;
 
   // Wait for SIGTERM or SIGINT (blocked in every thread, taken here); SIGHUP
-  // reloads the ruleset.
+  // reloads the ruleset, the API keys and the TLS certificates, each kept as
+  // it was when its new version is invalid.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -347,7 +452,24 @@ int Run() {
   sigaddset(&signals, SIGHUP);
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-    (void)reloader.Reload();  // logs what happened
+    absl::StatusOr<bool> reloaded = reloader.Reload();  // logs what happened
+    Audit(runtime, "SIGHUP ruleset", "signal", rules_path, reloaded.status(),
+          reloaded.ok() ? (*reloaded ? "reloaded" : "unchanged") : "");
+    if (authorizer->requires_keys()) {
+      absl::Status keys = authorizer->Reload();
+      std::cerr << "tappa-server: SIGHUP: API keys "
+                << (keys.ok() ? "reloaded" : "kept (the file is invalid): ")
+                << keys.message() << std::endl;
+      Audit(runtime, "SIGHUP api keys", "signal", keys_file, keys);
+    }
+    if (tls != nullptr) {
+      absl::Status certs = tls->Reload();
+      metrics.RecordTlsReload(certs.ok());
+      std::cerr << "tappa-server: SIGHUP: TLS certificates "
+                << (certs.ok() ? "reloaded" : "kept: ") << certs.message()
+                << std::endl;
+      Audit(runtime, "SIGHUP tls", "signal", tls_files.cert, certs);
+    }
   }
   std::cout << "tappa-server: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ": draining in-flight calls" << std::endl;

@@ -209,6 +209,33 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   for (size_t i = 0; i < reloads_.size(); ++i) {
     reloads_[i] = &reloads->Add({{"result", reload_results[i]}});
   }
+  auto* auth = &prometheus::BuildCounter()
+                    .Name("tappa_auth_rejected_total")
+                    .Help(
+                        "Calls refused for their API key: missing_key, "
+                        "unknown_key (UNAUTHENTICATED), scope "
+                        "(PERMISSION_DENIED).")
+                    .Register(*registry_);
+  const char* auth_reasons[] = {"missing_key", "unknown_key", "scope"};
+  for (size_t i = 0; i < auth_rejected_.size(); ++i) {
+    auth_rejected_[i] = &auth->Add({{"reason", auth_reasons[i]}});
+  }
+  rate_limited_ = &prometheus::BuildCounter()
+                       .Name("tappa_rate_limited_total")
+                       .Help(
+                           "Calls or events refused by a rate limit "
+                           "(RESOURCE_EXHAUSTED with a retry delay): by limit "
+                           "(key: the API key's request rate; contact: a "
+                           "contact's event rate) and API key name.")
+                       .Register(*registry_);
+  auto* tls = &prometheus::BuildCounter()
+                   .Name("tappa_tls_reloads_total")
+                   .Help(
+                       "Reloads of the TLS certificate files on SIGHUP, by "
+                       "result (ok; failed: the previous ones keep serving).")
+                   .Register(*registry_);
+  tls_reloads_[0] = &tls->Add({{"result", "ok"}});
+  tls_reloads_[1] = &tls->Add({{"result", "failed"}});
   unknown_phase_ =
       &prometheus::BuildCounter()
            .Name("tappa_contacts_phase_unknown_total")
@@ -421,6 +448,22 @@ void Metrics::SetPendingFollowUps(int64_t n) {
 }
 
 void Metrics::RecordUnknownPhase() { unknown_phase_->Increment(); }
+
+void Metrics::RecordAuthRejected(AuthRejection reason) {
+  auth_rejected_[static_cast<size_t>(reason)]->Increment();
+}
+
+void Metrics::RecordRateLimited(absl::string_view limit,
+                                absl::string_view key) {
+  // Family::Add finds the existing series (a lock and a hash); refusals
+  // are the uncommon path.
+  rate_limited_->Add({{"limit", std::string(limit)}, {"key", std::string(key)}})
+      .Increment();
+}
+
+void Metrics::RecordTlsReload(bool ok) {
+  tls_reloads_[ok ? 0 : 1]->Increment();
+}
 
 void Metrics::RecordReload(ReloadResult result) {
   reloads_[static_cast<size_t>(result)]->Increment();

@@ -69,6 +69,13 @@ enum class BudgetLease : uint8_t { kGranted, kExhausted, kError };
 
 enum class ReloadResult : uint8_t { kReloaded, kUnchanged, kFailed };
 
+// Why a call was refused before any work (tappa_auth_rejected_total).
+enum class AuthRejection : uint8_t {
+  kMissingKey,  // no "authorization: Bearer" metadata
+  kUnknownKey,  // a key the keys file does not list
+  kScope,       // a listed key without the method's scope
+};
+
 // What happens to follow-ups (counted in tappa_followups_total{outcome}).
 enum class FollowUpOutcome : uint8_t {
   kScheduled,
@@ -115,6 +122,15 @@ class Metrics {
   void RecordTokenRejected(TokenRejection reason);
   void RecordBudgetLease(BudgetLease result);
   void RecordReload(ReloadResult result);
+  void RecordAuthRejected(AuthRejection reason);
+  // A call refused by a rate limit (tappa_rate_limited_total): `limit` is
+  // "key" (the API key's request rate) or "contact" (a contact's event
+  // rate); `key` names the API key that called ("anonymous" without keys),
+  // a label the keys file bounds, never a contact id.
+  void RecordRateLimited(absl::string_view limit, absl::string_view key);
+  // Reloads of the TLS certificate files (SIGHUP): ok, or failed (invalid
+  // files; the previous certificates keep serving).
+  void RecordTlsReload(bool ok);
   // A contact read in a phase the ruleset neither has nor renames (it is
   // treated as being in the initial phase).
   void RecordUnknownPhase();
@@ -151,6 +167,9 @@ class Metrics {
   std::array<prometheus::Counter*, 4> tokens_rejected_{};
   std::array<prometheus::Counter*, 3> budget_leases_{};
   std::array<prometheus::Counter*, 3> reloads_{};
+  std::array<prometheus::Counter*, 3> auth_rejected_{};
+  prometheus::Family<prometheus::Counter>* rate_limited_ = nullptr;
+  std::array<prometheus::Counter*, 2> tls_reloads_{};
   prometheus::Counter* unknown_phase_ = nullptr;
   std::array<prometheus::Counter*, static_cast<size_t>(FollowUpOutcome::kCount)>
       followups_{};

@@ -1,5 +1,6 @@
 #include "server/service/admin_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "server/service/status_util.h"
 
 namespace tappa::server {
@@ -27,12 +28,23 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ReloadRuleset(
     const tappa::v1::ReloadRulesetRequest* request,
     tappa::v1::ReloadRulesetResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::string> caller =
+      AuthorizeCall(runtime_, *context, Scope::kAdmin);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   absl::StatusOr<bool> changed = reloader_->Reload();
+  std::string detail;
   if (changed.ok()) {
     response->set_changed(*changed);
     Describe(*runtime_.rulesets->Get(), reloader_->path(),
              response->mutable_ruleset());
+    detail = absl::StrCat(*changed ? "reloaded" : "unchanged", ", version ",
+                          response->ruleset().version().substr(0, 12));
   }
+  Audit(runtime_, "ReloadRuleset", *caller, reloader_->path(), changed.status(),
+        detail);
   reactor->Finish(ToGrpcStatus(changed.status()));
   return reactor;
 }
@@ -42,6 +54,13 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetRuleset(
     const tappa::v1::GetRulesetRequest* request,
     tappa::v1::GetRulesetResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::string> caller =
+      AuthorizeCall(runtime_, *context, Scope::kAdmin);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  Audit(runtime_, "GetRuleset", *caller, reloader_->path(), absl::OkStatus());
   std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
   if (serving == nullptr) {
     reactor->Finish(

@@ -58,6 +58,7 @@
 #include "absl/time/time.h"
 #include "server/service/decision_flow.h"
 #include "server/service/decision_service.h"
+#include "server/service/refused_stream.h"
 #include "server/service/status_util.h"
 #include "server/service/validation.h"
 
@@ -419,6 +420,16 @@ class DecideBatchReactor final
 
 grpc::ServerBidiReactor<DecideBatchRequest, DecideBatchResponse>*
 DecisionServiceImpl::DecideBatch(grpc::CallbackServerContext* context) {
+  if (absl::StatusOr<std::string> caller =
+          AuthorizeCall(runtime_, *context, Scope::kDecide);
+      !caller.ok()) {
+    runtime_.metrics->RecordRequest(Method::kDecideBatch,
+                                    static_cast<int>(caller.status().code()),
+                                    absl::ZeroDuration());
+    return new RefusedStream<
+        grpc::ServerBidiReactor<DecideBatchRequest, DecideBatchResponse>>(
+        caller.status());
+  }
   return new DecideBatchReactor(runtime_, context);
 }
 

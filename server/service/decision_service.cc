@@ -66,6 +66,12 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
   Metrics* metrics = runtime_.metrics;
   DecisionDone finish =
       FinishFor(reactor, metrics, Method::kNextBestAction, start);
+  if (absl::StatusOr<std::string> caller =
+          AuthorizeCall(runtime_, *context, Scope::kDecide);
+      !caller.ok()) {
+    finish(caller.status());
+    return reactor;
+  }
 
   auto d = std::make_shared<Decision>();
   d->serving = runtime_.rulesets->Get();
@@ -115,6 +121,12 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
   Metrics* metrics = runtime_.metrics;
   DecisionDone finish =
       FinishFor(reactor, metrics, Method::kReportOutcome, start);
+  if (absl::StatusOr<std::string> caller =
+          AuthorizeCall(runtime_, *context, Scope::kDecide);
+      !caller.ok()) {
+    finish(caller.status());
+    return reactor;
+  }
   std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
   if (serving == nullptr) {
     finish(absl::UnavailableError("no ruleset is loaded"));
@@ -210,6 +222,12 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
   DecisionDone finish = FinishFor(reactor, metrics, Method::kSimulate, start);
+  if (absl::StatusOr<std::string> caller =
+          AuthorizeCall(runtime_, *context, Scope::kDecide);
+      !caller.ok()) {
+    finish(caller.status());
+    return reactor;
+  }
   auto d = std::make_shared<Decision>();
   d->serving = runtime_.rulesets->Get();
   if (d->serving == nullptr) {

@@ -79,6 +79,7 @@ struct EventProcessor::Operation {
   ruleset::Event event;
   int channel = -1;
   absl::Time deadline;
+  std::string caller;
   absl::Time receive_time;
   absl::Time event_time;
   int attempts = 0;
@@ -86,7 +87,8 @@ struct EventProcessor::Operation {
 };
 
 void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
-                           absl::Time deadline, Done done) {
+                           absl::Time deadline, absl::string_view caller,
+                           Done done) {
   std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
   if (serving == nullptr) {
     done(absl::UnavailableError("no ruleset is loaded"));
@@ -129,6 +131,7 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   op->event.channel = request.channel();
   op->event.placement = request.placement();
   op->deadline = deadline;
+  op->caller = std::string(caller);
   op->done = std::move(done);
   sequencer_.Run(request.contact_id(),
                  [this, op]() mutable { Attempt(std::move(op)); });
@@ -161,6 +164,25 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         }
 
         DecodedContact& stored = read->contact;
+        // The contact's event rate: decided on what was read, and the new
+        // bucket written by the same conditional commit as the event, so
+        // the limit holds exactly across replicas.
+        std::optional<std::string> rate_state;
+        if (const TokenBucket& rate = runtime_.contact_event_rate;
+            !rate.unlimited()) {
+          BucketState bucket = DecodeBucketState(stored.event_rate_state);
+          absl::Duration retry_after;
+          if (!rate.Take(op->receive_time, &bucket, &retry_after)) {
+            runtime_.metrics->RecordRateLimited("contact", op->caller);
+            return Finish(
+                std::move(op),
+                RateLimitedError(absl::StrCat("contact_id: over the contact's "
+                                              "event rate of ",
+                                              rate.rate(), " per second"),
+                                 retry_after));
+          }
+          rate_state = EncodeBucketState(bucket);
+        }
         if (stored.phase_unknown) runtime_.metrics->RecordUnknownPhase();
         bool is_new = !stored.exists;
         ruleset::ContactSnapshot before = stored.snapshot;
@@ -185,6 +207,9 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         FieldMap old_fields = is_new ? FieldMap() : EncodeContact(rs, before);
         DiffFields(old_fields, EncodeContact(rs, after), &write.set_fields,
                    &write.remove_fields);
+        if (rate_state.has_value()) {
+          write.set_fields.emplace_back("r", *std::move(rate_state));
+        }
         if (is_new || outcome.phase_changed) {
           write.history =
               HistoryEntry{op->receive_time,   write.record.previous_phase,

@@ -29,9 +29,13 @@ class EventProcessor {
 
   explicit EventProcessor(const Runtime& runtime) : runtime_(runtime) {}
 
-  // `deadline` bounds the whole operation (reads, retries, write).
+  // `deadline` bounds the whole operation (reads, retries, write). `caller`
+  // names the API key (for the rate-limit metric). An event over the
+  // contact's event rate (Runtime::contact_event_rate) is refused with
+  // RESOURCE_EXHAUSTED and a retry delay, and changes nothing; a repeat of
+  // an accepted event is answered as a duplicate whatever the rate.
   void Track(const tappa::v1::TrackEventRequest& request, absl::Time deadline,
-             Done done);
+             absl::string_view caller, Done done);
 
  private:
   struct Operation;

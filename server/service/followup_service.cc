@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "server/service/refused_stream.h"
 #include "server/service/status_util.h"
 #include "server/store/contact_codec.h"
 
@@ -183,19 +184,19 @@ class Subscription final
   bool write_ok_ ABSL_GUARDED_BY(mu_) = true;
 };
 
-class Refusal final
-    : public grpc::ServerWriteReactor<SubscribeFollowUpsResponse> {
- public:
-  explicit Refusal(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
-  void OnDone() override { delete this; }
-};
-
 }  // namespace
 
 grpc::ServerWriteReactor<SubscribeFollowUpsResponse>*
 FollowUpServiceImpl::SubscribeFollowUps(
     grpc::CallbackServerContext* context,
     const tappa::v1::SubscribeFollowUpsRequest* request) {
+  using Refusal =
+      RefusedStream<grpc::ServerWriteReactor<SubscribeFollowUpsResponse>>;
+  if (absl::StatusOr<std::string> caller =
+          AuthorizeCall(runtime_, *context, Scope::kFollowUps);
+      !caller.ok()) {
+    return new Refusal(caller.status());
+  }
   absl::Status status = ValidateName("group", request->group());
   if (status.ok()) status = ValidateName("consumer", request->consumer());
   int seconds = request->visibility_timeout_seconds();
@@ -214,6 +215,12 @@ grpc::ServerUnaryReactor* FollowUpServiceImpl::AckFollowUp(
     const tappa::v1::AckFollowUpRequest* request,
     tappa::v1::AckFollowUpResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::StatusOr<std::string> caller =
+          AuthorizeCall(runtime_, *context, Scope::kFollowUps);
+      !caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   absl::Status status = ValidateName("group", request->group());
   std::vector<std::pair<int, std::string>> entries;
   if (status.ok() && request->delivery_ids_size() > 500) {

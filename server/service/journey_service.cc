@@ -118,6 +118,12 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
+  absl::StatusOr<std::string> caller =
+      AuthorizeCall(runtime_, *context, Scope::kTrack);
+  if (!caller.ok()) {
+    FinishCall(reactor, metrics, Method::kTrackEvent, start, caller.status());
+    return reactor;
+  }
   if (std::string error = api::DecodeError(*request); !error.empty()) {
     FinishCall(reactor, metrics, Method::kTrackEvent, start,
                absl::InvalidArgumentError(error));
@@ -129,7 +135,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
     FinishCall(reactor, metrics, Method::kTrackEvent, start, s);
     return reactor;
   }
-  events_.Track(*request, deadline,
+  events_.Track(*request, deadline, *caller,
                 [reactor, response, metrics, start,
                  slot](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
                   if (result.ok()) *response = *std::move(result);
@@ -145,6 +151,13 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
     tappa::v1::TrackEventsResponse* response) {
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::string> caller =
+      AuthorizeCall(runtime_, *context, Scope::kTrack);
+  if (!caller.ok()) {
+    FinishCall(reactor, runtime_.metrics, Method::kTrackEvents, start,
+               caller.status());
+    return reactor;
+  }
   if (std::string error = api::DecodeError(*request); !error.empty()) {
     FinishCall(reactor, runtime_.metrics, Method::kTrackEvents, start,
                absl::InvalidArgumentError(error));
@@ -172,7 +185,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
   for (int i = 0; i < n; ++i) {
     tappa::v1::TrackEventResult* slot = response->mutable_results(i);
     events_.Track(
-        request->requests(i), deadline,
+        request->requests(i), deadline, *caller,
         [slot, remaining, reactor, metrics, start,
          admitted](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
           if (result.ok()) {
@@ -205,6 +218,12 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
+  absl::StatusOr<std::string> caller =
+      AuthorizeCall(runtime_, *context, Scope::kReadContact);
+  if (!caller.ok()) {
+    FinishCall(reactor, metrics, Method::kGetContact, start, caller.status());
+    return reactor;
+  }
   if (std::string error = api::DecodeError(*request); !error.empty()) {
     FinishCall(reactor, metrics, Method::kGetContact, start,
                absl::InvalidArgumentError(error));
@@ -254,6 +273,13 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
+  absl::StatusOr<std::string> caller =
+      AuthorizeCall(runtime_, *context, Scope::kErase);
+  if (!caller.ok()) {
+    FinishCall(reactor, metrics, Method::kDeleteContact, start,
+               caller.status());
+    return reactor;
+  }
   if (std::string error = api::DecodeError(*request); !error.empty()) {
     FinishCall(reactor, metrics, Method::kDeleteContact, start,
                absl::InvalidArgumentError(error));
@@ -273,12 +299,15 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
   }
   runtime_.store->DeleteContact(
       request->contact_id(), deadline,
-      [reactor, response, metrics, start, now,
-       slot](absl::StatusOr<bool> existed) {
+      [this, reactor, response, metrics, start, now, slot,
+       key = *std::move(caller),
+       contact = request->contact_id()](absl::StatusOr<bool> existed) {
         if (existed.ok()) {
           response->set_existed(*existed);
           *response->mutable_delete_time() = TimeToProto(now);
         }
+        Audit(runtime_, "DeleteContact", key, contact, existed.status(),
+              existed.ok() ? (*existed ? "existed" : "no such contact") : "");
         FinishCall(reactor, metrics, Method::kDeleteContact, start,
                    existed.status());
       });

@@ -13,6 +13,9 @@
 #include "google/protobuf/struct.pb.h"
 #include "rules/ruleset/decision.h"
 #include "rules/ruleset/ruleset.h"
+#include "server/auth/audit_log.h"
+#include "server/auth/authorizer.h"
+#include "server/auth/token_bucket.h"
 #include "server/metrics/metrics.h"
 #include "server/service/admission.h"
 #include "server/service/budget_leases.h"
@@ -101,11 +104,36 @@ struct Runtime {
   // The bound of calls in flight (load shedding).
   Admission* admission = nullptr;
   PosteriorCache* posteriors = nullptr;
+  // Who may call what; null = open (every call allowed).
+  const Authorizer* authorizer = nullptr;
+  // Audit lines (audit_log.h); null = none.
+  AuditLog* audit = nullptr;
+  // Each contact's event rate (TrackEvent, TrackEvents); unlimited when
+  // its rate is <= 0.
+  TokenBucket contact_event_rate{0, 0};
   // The time a NextBestAction may take when the client sets no deadline.
   absl::Duration decision_budget = absl::Milliseconds(20);
   // The time a write may take when the client sets no deadline.
   absl::Duration write_budget = absl::Seconds(5);
 };
+
+// The caller's API key name (authorizer.h), or why the call is refused.
+// Every handler calls it first, with its method's scope.
+inline absl::StatusOr<std::string> AuthorizeCall(
+    const Runtime& runtime, const grpc::ServerContextBase& context,
+    Scope scope) {
+  if (runtime.authorizer == nullptr) return std::string(kAnonymousCaller);
+  return runtime.authorizer->Authorize(context, scope);
+}
+
+// Writes an audit line at the server's clock, if auditing is on.
+inline void Audit(const Runtime& runtime, absl::string_view method,
+                  absl::string_view key_name, absl::string_view target,
+                  const absl::Status& result, absl::string_view detail = "") {
+  if (runtime.audit == nullptr) return;
+  runtime.audit->Record(runtime.clock->Now(), method, key_name, target, result,
+                        detail);
+}
 
 // Load shedding at the start of a call (admission.h): DEADLINE_EXCEEDED when
 // its deadline already passed, RESOURCE_EXHAUSTED at the bound of calls in

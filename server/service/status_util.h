@@ -12,11 +12,11 @@
 
 namespace tappa::server {
 
-inline grpc::Status ToGrpcStatus(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
-                      std::string(s.message()));
-}
+// The gRPC status of `s`. Payloads of `s` (e.g. the RetryInfo of
+// RateLimitedError, server/auth/token_bucket.h) become the status details: a
+// google.rpc.Status with each payload as an Any, as gRPC's rich error model
+// expects in the "grpc-status-details-bin" trailer.
+grpc::Status ToGrpcStatus(const absl::Status& s);
 
 inline google::protobuf::Timestamp TimeToProto(absl::Time t) {
   google::protobuf::Timestamp ts;

@@ -143,6 +143,8 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
       } else {
         out.phase_unknown = true;
       }
+    } else if (field == "r") {
+      out.event_rate_state = value;
     } else if (field == "ps") {
       ParseMillis(value, &c.phase_since);
     } else if (field == "fs") {

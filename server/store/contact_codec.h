@@ -76,6 +76,10 @@ struct DecodedContact {
   // ContactStore::LoadContact only.
   ruleset::ContactRestraint restraint;
   int64_t version = 0;
+  // Field "r": the contact's event-rate token bucket (server/auth/
+  // token_bucket.h EncodeBucketState), written with each accepted event
+  // when a contact event rate is configured.
+  std::string event_rate_state;
   ruleset::ContactSnapshot snapshot;
 };
 

@@ -178,8 +178,9 @@ SyncRedisReply CopyReply(const redisReply* r) {
   return out;
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
-                                           bool own_connection) {
+std::shared_ptr<grpc::Channel> MakeChannel(
+    const std::string& address, bool own_connection,
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
   grpc::ChannelArguments args;
   // Servers start (and restart) during tests: retry connecting within tens
   // of milliseconds instead of gRPC's default backoff of a second or more.
@@ -189,8 +190,10 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   // Channels with equal arguments share connections through gRPC's global
   // subchannel pool; a local pool gives this channel a connection of its own.
   if (own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   args);
+  return grpc::CreateCustomChannel(
+      address,
+      credentials != nullptr ? credentials : grpc::InsecureChannelCredentials(),
+      args);
 }
 
 std::pair<grpc::Status, std::string> CallRawImpl(
@@ -531,22 +534,25 @@ bool ServerProcess::running() { return ChildRunning(&pid_); }
 std::string ServerProcess::Log() const { return ReadFile(log_path_); }
 
 std::shared_ptr<grpc::Channel> ServerProcess::NewChannel() const {
-  return MakeChannel(grpc_address_, /*own_connection=*/true);
+  return MakeChannel(grpc_address_, /*own_connection=*/true,
+                     options_.channel_credentials);
 }
 
 absl::Status ServerProcess::Spawn() {
-  grpc_address_ = absl::StrCat("127.0.0.1:", PickFreePort());
+  const int grpc_port = PickFreePort();
+  grpc_address_ = absl::StrCat("127.0.0.1:", grpc_port);
   metrics_address_ = absl::StrCat("127.0.0.1:", PickFreePort());
   std::vector<std::string> argv = {
       TAPPA_SERVER_PATH, absl::StrCat("--rules=", options_.rules_path),
       absl::StrCat("--redis_url=", options_.redis_url),
-      absl::StrCat("--grpc_listen=", grpc_address_),
+      absl::StrCat("--grpc_listen=", options_.listen_host, ":", grpc_port),
       absl::StrCat("--metrics_listen=", metrics_address_)};
   for (const std::string& f : options_.extra_flags) argv.push_back(f);
   absl::StatusOr<pid_t> pid = SpawnProcess(argv, log_path_);
   if (!pid.ok()) return pid.status();
   pid_ = *pid;
-  channel_ = MakeChannel(grpc_address_, /*own_connection=*/false);
+  channel_ = MakeChannel(grpc_address_, /*own_connection=*/false,
+                         options_.channel_credentials);
   bool ready = PollUntil(
       [&] {
         if (!running()) return true;

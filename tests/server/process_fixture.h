@@ -35,6 +35,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/status.h"
 
 struct redisContext;
@@ -178,6 +179,12 @@ class ServerProcess {
     // ruleset loaded); when false, once it answers at all.
     bool wait_serving = true;
     absl::Duration start_timeout = absl::Seconds(20);
+    // For channel() and NewChannel(), and the readiness check; null =
+    // plaintext (a server started with --tls_cert needs TLS credentials).
+    std::shared_ptr<grpc::ChannelCredentials> channel_credentials;
+    // The host of --grpc_listen (e.g. "0.0.0.0" to listen beyond loopback);
+    // channels still connect through 127.0.0.1.
+    std::string listen_host = "127.0.0.1";
   };
 
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(Options options);
