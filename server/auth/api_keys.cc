@@ -4,10 +4,13 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
+#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -26,6 +29,13 @@ std::array<uint8_t, 32> Sha256(absl::string_view data) {
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
          digest.data());
   return digest;
+}
+
+// A value from the file, quoted for an error message: escaped (a newline in
+// it must not split the one-line-per-error format) and cut at 64 bytes.
+std::string Quote(absl::string_view value) {
+  std::string escaped = absl::CHexEscape(value.substr(0, 64));
+  return absl::StrCat("`", escaped, value.size() > 64 ? "..." : "", "`");
 }
 
 bool ValidName(absl::string_view name) {
@@ -64,7 +74,7 @@ class Parser {
         list = entry.second;
       } else {
         Error(entry.first,
-              absl::StrCat("unknown key `", key, "` (expected `keys`)"));
+              absl::StrCat("unknown key ", Quote(key), " (expected `keys`)"));
       }
     }
     if (!list.IsDefined() || !list.IsSequence()) {
@@ -82,8 +92,8 @@ class Parser {
       if (!ParseKey(list[i], i, &key)) continue;
       std::string hash(reinterpret_cast<const char*>(key.sha256.data()), 32);
       if (!names.insert(key.name).second) {
-        Error(list[i], absl::StrCat("keys[", i, "].name: `", key.name,
-                                    "` is used by an earlier key"));
+        Error(list[i], absl::StrCat("keys[", i, "].name: ", Quote(key.name),
+                                    " is used by an earlier key"));
       } else if (!hashes.insert(hash).second) {
         Error(list[i], absl::StrCat("keys[", i,
                                     "].sha256: the same key hash is listed "
@@ -105,7 +115,8 @@ class Parser {
     for (const auto& entry : node) {
       const std::string field = entry.first.Scalar();
       const YAML::Node& value = entry.second;
-      std::string where = absl::StrCat(at, ".", field);
+      std::string where =
+          absl::StrCat(at, ".", absl::CHexEscape(field.substr(0, 64)));
       if (field == "name") {
         has_name = true;
         key->name = value.IsScalar() ? value.Scalar() : "";
@@ -139,8 +150,8 @@ class Parser {
               std::find(std::begin(kScopeNames), std::end(kScopeNames), scope);
           if (it == std::end(kScopeNames)) {
             Error(value[j],
-                  absl::StrCat(where, "[", j, "]: unknown scope `", scope,
-                               "` (one of ", absl::StrJoin(kScopeNames, ", "),
+                  absl::StrCat(where, "[", j, "]: unknown scope ", Quote(scope),
+                               " (one of ", absl::StrJoin(kScopeNames, ", "),
                                ")"));
             ok = false;
           } else {
@@ -194,8 +205,11 @@ absl::StatusOr<ApiKeyTable> ApiKeyTable::Parse(absl::string_view yaml,
     YAML::Node root = YAML::Load(std::string(yaml));
     parser.ParseRoot(root, &table.keys_);
   } catch (const YAML::Exception& e) {
-    parser.errors().push_back(absl::StrCat(file_name, ":", e.mark.line + 1, ":",
-                                           e.mark.column + 1, ": ", e.msg));
+    std::string message = e.msg;
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    parser.errors().push_back(
+        absl::StrCat(file_name, ":", std::max(e.mark.line, 0) + 1, ":",
+                     std::max(e.mark.column, 0) + 1, ": ", message));
   }
   if (!parser.errors().empty()) {
     return absl::InvalidArgumentError(absl::StrJoin(parser.errors(), "\n"));
