@@ -174,6 +174,22 @@ grpc::Status CallWithKey(const std::shared_ptr<grpc::Channel>& channel,
   return status;
 }
 
+// Runs tappactl with `env` (e.g. "TAPPA_API_KEY=...") and `args`; yields
+// the exit code and what it printed (stdout and stderr).
+std::pair<int, std::string> RunTappactl(const std::string& env,
+                                        const std::string& args) {
+  std::string cmd =
+      absl::StrCat("env ", env, " ", TAPPACTL_PATH, " ", args, " 2>&1");
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return {-1, ""};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
 bool Refused(const grpc::Status& s) {
   return s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
          s.error_code() == grpc::StatusCode::PERMISSION_DENIED;
@@ -300,6 +316,19 @@ TEST_F(SecurityE2eTest, EachScopeAgainstEachMethod) {
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(*metrics,
               HasSubstr("tappa_auth_rejected_total{reason=\"scope\"}"));
+}
+
+TEST_F(SecurityE2eTest, TappactlTakesItsKeyFromTheEnvironment) {
+  StartServer();
+  const std::string args =
+      absl::StrCat("contact nobody --server ", server_->grpc_address());
+  auto [no_key, no_key_out] = RunTappactl("", args);
+  EXPECT_EQ(no_key, 1);
+  EXPECT_THAT(no_key_out, HasSubstr("16 this server requires an API key"));
+  auto [keyed, keyed_out] = RunTappactl(
+      absl::StrCat("TAPPA_API_KEY=", KeysByScope().at("read_contact")), args);
+  EXPECT_EQ(keyed, 1);
+  EXPECT_THAT(keyed_out, HasSubstr("5 contact_id: no such contact"));
 }
 
 TEST_F(SecurityE2eTest, KeysReloadOnSighupAndABrokenFileKeepsTheOldOnes) {
@@ -644,6 +673,24 @@ TEST_F(TlsE2eTest, ServesTlsAndRefusesPlaintextAndUntrustedServers) {
   EXPECT_EQ(CallOver(Trusting("rogue-ca")).error_code(),
             grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(server_->Log(), HasSubstr(", TLS,"));
+}
+
+TEST_F(TlsE2eTest, TappactlSpeaksTlsAndMutualTls) {
+  StartServer(TlsFlags(/*mutual=*/true), Trusting("ca", "client"));
+  const std::string env = absl::StrCat(
+      "TAPPA_API_KEY=", kAllKey, " TAPPA_SERVER=localhost:",
+      server_->grpc_address().substr(server_->grpc_address().find(':') + 1));
+  auto [ok, ok_out] = RunTappactl(
+      env, absl::StrCat("contact nobody --tls-ca ", pki_.Path("ca.pem"),
+                        " --tls-cert ", pki_.Path("client.pem"), " --tls-key ",
+                        pki_.Path("client.key")));
+  EXPECT_EQ(ok, 1);
+  EXPECT_THAT(ok_out, HasSubstr("5 contact_id: no such contact"));
+  auto [no_cert, no_cert_out] =
+      RunTappactl(env, absl::StrCat("contact nobody --tls-ca ",
+                                    pki_.Path("ca.pem"), " --timeout 2"));
+  EXPECT_EQ(no_cert, 1);
+  EXPECT_THAT(no_cert_out, HasSubstr("14 "));  // UNAVAILABLE: no handshake
 }
 
 TEST_F(TlsE2eTest, MutualTlsNeedsAClientCertificateFromTheClientCa) {

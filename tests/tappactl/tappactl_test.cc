@@ -164,4 +164,42 @@ TEST(TappactlTest, UsageErrorsExitTwo) {
   EXPECT_EQ(RunTappactl("expr extra", "").exit_code, 2);
 }
 
+TEST(TappactlKeygenTest, PrintsAKeyAndTheEntryWithItsSha256) {
+  RunResult run =
+      RunTappactl("keygen website --scopes decide,track --rate 50", "");
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  std::vector<std::string> lines =
+      absl::StrSplit(run.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 7u) << run.out;
+  const std::string& key = lines[1];
+  EXPECT_EQ(key.substr(0, 4), "tpk_");
+  EXPECT_EQ(key.size(), 47u);
+  EXPECT_EQ(lines[3], "  - name: website");
+  EXPECT_EQ(lines[5], "    scopes: [decide, track]");
+  EXPECT_EQ(lines[6], "    requests_per_second: 50");
+  // The entry's hash is the key's SHA-256, as sha256sum computes it.
+  std::string hash;
+  FILE* p =
+      popen(absl::StrCat("printf '%s' '", key, "' | sha256sum").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[128];
+  size_t n = fread(buf, 1, sizeof buf, p);
+  pclose(p);
+  hash.assign(buf, n);
+  EXPECT_EQ(lines[4], "    sha256: " + hash.substr(0, 64));
+  // A second key differs.
+  RunResult again = RunTappactl("keygen website --scopes decide", "");
+  EXPECT_THAT(again.out, ::testing::Not(HasSubstr(key)));
+}
+
+TEST(TappactlKeygenTest, RefusesUnknownScopesAndBadNames) {
+  RunResult scope = RunTappactl("keygen web --scopes decide,fly", "", true);
+  EXPECT_EQ(scope.exit_code, 2);
+  EXPECT_THAT(scope.out, HasSubstr("unknown scope `fly`"));
+  RunResult name = RunTappactl("keygen 'Web Site' --scopes decide", "", true);
+  EXPECT_EQ(name.exit_code, 2);
+  EXPECT_THAT(name.out, HasSubstr("keys[0].name"));
+  EXPECT_EQ(RunTappactl("keygen web", "").exit_code, 2);
+}
+
 }  // namespace

@@ -2,9 +2,13 @@
 // person can walk a journey from the shell. Responses print as JSON.
 //
 // The server address comes from --server or $TAPPA_SERVER (default
-// 127.0.0.1:50051).
+// 127.0.0.1:50051); the API key from $TAPPA_API_KEY (never a flag: flags
+// show in `ps` and shell history); TLS from --tls-ca (or $TAPPA_TLS_CA), with
+// --tls-cert/--tls-key (or $TAPPA_TLS_CERT/$TAPPA_TLS_KEY) for mutual TLS.
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -25,6 +29,7 @@ namespace {
 
 struct ClientArgs {
   std::string server;
+  std::string tls_ca, tls_cert, tls_key;
   std::vector<std::string> positional;
   std::string channel;
   std::string placement;
@@ -58,8 +63,14 @@ google::protobuf::Value ToValue(const std::string& text) {
 }
 
 std::string ParseArgs(const std::vector<std::string>& args, ClientArgs* out) {
-  const char* env = std::getenv("TAPPA_SERVER");
-  out->server = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
+  auto env = [](const char* name, const char* otherwise = "") {
+    const char* value = std::getenv(name);
+    return std::string(value != nullptr && *value != '\0' ? value : otherwise);
+  };
+  out->server = env("TAPPA_SERVER", "127.0.0.1:50051");
+  out->tls_ca = env("TAPPA_TLS_CA");
+  out->tls_cert = env("TAPPA_TLS_CERT");
+  out->tls_key = env("TAPPA_TLS_KEY");
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto next = [&](std::string* v) {
@@ -70,6 +81,12 @@ std::string ParseArgs(const std::vector<std::string>& args, ClientArgs* out) {
     std::string v;
     if (a == "--server") {
       if (!next(&out->server)) return "--server needs host:port";
+    } else if (a == "--tls-ca") {
+      if (!next(&out->tls_ca)) return "--tls-ca needs a PEM file";
+    } else if (a == "--tls-cert") {
+      if (!next(&out->tls_cert)) return "--tls-cert needs a PEM file";
+    } else if (a == "--tls-key") {
+      if (!next(&out->tls_key)) return "--tls-key needs a PEM file";
     } else if (a == "--channel") {
       if (!next(&out->channel)) return "--channel needs a value";
     } else if (a == "--placement") {
@@ -96,6 +113,19 @@ std::string ParseArgs(const std::vector<std::string>& args, ClientArgs* out) {
     }
   }
   return "";
+}
+
+bool ReadPem(const std::string& flag, const std::string& path, std::string* out,
+             std::string* problem) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *problem = absl::StrCat(flag, " ", path, ": cannot read");
+    return false;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  *out = text.str();
+  return true;
 }
 
 template <typename Message>
@@ -165,11 +195,33 @@ int RunClient(const std::string& command, const std::vector<std::string>& args,
     err << "tappactl " << command << ": " << problem << "\n";
     return 2;
   }
-  auto channel =
-      grpc::CreateChannel(a.server, grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  if (!a.tls_ca.empty()) {
+    grpc::SslCredentialsOptions tls;
+    std::string problem;
+    if (!ReadPem("--tls-ca", a.tls_ca, &tls.pem_root_certs, &problem) ||
+        (!a.tls_cert.empty() &&
+         !ReadPem("--tls-cert", a.tls_cert, &tls.pem_cert_chain, &problem)) ||
+        (!a.tls_key.empty() &&
+         !ReadPem("--tls-key", a.tls_key, &tls.pem_private_key, &problem))) {
+      err << "tappactl " << command << ": " << problem << "\n";
+      return 2;
+    }
+    credentials = grpc::SslCredentials(tls);
+  } else if (!a.tls_cert.empty() || !a.tls_key.empty()) {
+    err << "tappactl " << command
+        << ": --tls-cert and --tls-key need --tls-ca\n";
+    return 2;
+  }
+  auto channel = grpc::CreateChannel(a.server, credentials);
   grpc::ClientContext context;
   context.set_deadline(
       absl::ToChronoTime(absl::Now() + absl::Seconds(a.timeout_seconds)));
+  if (const char* key = std::getenv("TAPPA_API_KEY");
+      key != nullptr && *key != '\0') {
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", key));
+  }
 
   if (command == "track") {
     if (a.positional.size() != 2 || a.channel.empty()) {

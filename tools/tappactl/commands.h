@@ -32,6 +32,11 @@ int RunRulesEval(const std::vector<std::string>& args, std::istream& in,
 int RunClient(const std::string& command, const std::vector<std::string>& args,
               std::ostream& out, std::ostream& err);
 
+// `tappactl keygen NAME --scopes S,S [--rate N]`: a new API key and its
+// keys-file entry (keygen_command.cc).
+int RunKeygen(const std::vector<std::string>& args, std::ostream& out,
+              std::ostream& err);
+
 }  // namespace tappa::tappactl
 
 namespace tappa::v1 {

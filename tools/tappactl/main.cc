@@ -1,5 +1,5 @@
-// tappactl: check and evaluate rulesets, evaluate expressions. Later: call a
-// running server.
+// tappactl: check and evaluate rulesets, evaluate expressions, call a
+// running server, make API keys.
 #include <iostream>
 #include <string>
 #include <vector>
@@ -28,7 +28,13 @@ commands:
       default 127.0.0.1:50051) and print the response as JSON. Values of
       k=v are JSON when they parse as JSON (3, true, "x"), else strings.
       `nba --explain` prints a table of every candidate with its verdict,
-      score factors and the rule behind it instead.
+      score factors and the rule behind it instead. The API key comes from
+      $TAPPA_API_KEY; over TLS give --tls-ca PEM (or $TAPPA_TLS_CA), and for
+      mutual TLS --tls-cert PEM --tls-key PEM (or $TAPPA_TLS_CERT/_KEY).
+  keygen NAME --scopes S,S... [--rate N]
+      Make a random API key: prints the key (give it to the client; it is
+      shown once) and the entry for the server's --api_keys_file (only its
+      SHA-256). Scopes: track, decide, followups, read_contact, erase, admin.
   expr
       Read {"expr": "<CEL>", "bindings": {...}, "disable_macros": false}
       JSON lines on stdin; write {"value": VALUE} or {"error": "..."} lines.
@@ -52,6 +58,10 @@ int main(int argc, char** argv) {
       args[0] == "forget" || args[0] == "outcome") {
     return tappa::tappactl::RunClient(args[0], {args.begin() + 1, args.end()},
                                       std::cout, std::cerr);
+  }
+  if (args[0] == "keygen") {
+    return tappa::tappactl::RunKeygen({args.begin() + 1, args.end()}, std::cout,
+                                      std::cerr);
   }
   if (args[0] == "rules" && args.size() >= 2) {
     std::vector<std::string> rest(args.begin() + 2, args.end());
