@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -77,6 +78,11 @@ ABSL_FLAG(
     "or unix:///path/to/socket[?db=N]. Passwords are never printed.");
 ABSL_FLAG(std::string, rules, "",
           "Path of the ruleset (YAML; see rules/README.md).");
+ABSL_FLAG(absl::Duration, rules_watch, absl::ZeroDuration(),
+          "How often to check --rules for a change (modification time or "
+          "size, through symlinks such as a Kubernetes ConfigMap's) and "
+          "reload it as SIGHUP would. 0: only on SIGHUP and "
+          "AdminService.ReloadRuleset.");
 ABSL_FLAG(
     absl::Duration, decision_budget, absl::Milliseconds(20),
     "The time a NextBestAction may take when the client sets no deadline; past "
@@ -416,6 +422,30 @@ int Run() {
     }
   });
 
+  // --rules_watch: reload when the file's modification time or size
+  // changes (an invalid version is reported once, then waited out).
+  std::thread rules_watch([&] {
+    const absl::Duration every = absl::GetFlag(FLAGS_rules_watch);
+    if (every <= absl::ZeroDuration()) return;
+    auto stamp = [&rules_path] {
+      std::error_code error;
+      auto time = std::filesystem::last_write_time(rules_path, error);
+      auto size = std::filesystem::file_size(rules_path, error);
+      return std::make_pair(time.time_since_epoch().count(),
+                            error ? -1 : static_cast<int64_t>(size));
+    };
+    auto seen = stamp();
+    while (!stop.WaitForNotificationWithTimeout(every)) {
+      auto now = stamp();
+      if (now == seen) continue;
+      seen = now;
+      absl::StatusOr<bool> reloaded = reloader.Reload();  // logs the outcome
+      Audit(runtime, "watch ruleset", "file change", rules_path,
+            reloaded.status(),
+            reloaded.ok() ? (*reloaded ? "reloaded" : "unchanged") : "");
+    }
+  });
+
   // Adaptive posteriors: counts out, sums back, every --posterior_refresh.
   std::thread posterior_refresh([&] {
     const absl::Duration every = absl::GetFlag(FLAGS_posterior_refresh);
@@ -484,6 +514,7 @@ int Run() {
   stop.Notify();
   background.join();
   posterior_refresh.join();
+  rules_watch.join();
   followup_loop.join();
   redis->reset();
   std::cout << "tappa-server: stopped" << std::endl;

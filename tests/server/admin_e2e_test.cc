@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
@@ -205,6 +206,38 @@ TEST_F(AdminE2eTest, SighupReloads) {
   }
   EXPECT_EQ(SideText("hup"), "Hi");
   EXPECT_TRUE(server_->running());
+}
+
+TEST_F(AdminE2eTest, RulesWatchReloadsWhenTheFileChanges) {
+  ServerProcess::Options options;
+  options.rules_path = path_;
+  options.redis_url = redis_->url();
+  options.extra_flags = {"--rules_watch=50ms"};
+  absl::StatusOr<std::unique_ptr<ServerProcess>> watching =
+      ServerProcess::Start(options);
+  ASSERT_TRUE(watching.ok()) << watching.status();
+  auto admin = tappa::v1::AdminService::NewStub((*watching)->channel());
+  auto version = [&] {
+    grpc::ClientContext context;
+    tappa::v1::GetRulesetRequest request;
+    tappa::v1::GetRulesetResponse response;
+    EXPECT_TRUE(admin->GetRuleset(&context, request, &response).ok());
+    return response.ruleset().version();
+  };
+  const std::string before = version();
+  // A broken version is reported and changes nothing...
+  Write("phases: [\n");
+  EXPECT_TRUE(PollUntil(
+      [&] { return absl::StrContains((*watching)->Log(), "rules.yaml:"); },
+      absl::Seconds(10)))
+      << (*watching)->Log();
+  EXPECT_EQ(version(), before);
+  // ...and the next good one is served without a signal.
+  Write(absl::StrReplaceAll(
+      original_, {{"content: {text: \"Hello\"}", "content: {text: \"Hi\"}"}}));
+  EXPECT_TRUE(
+      PollUntil([&] { return version() != before; }, absl::Seconds(10)));
+  EXPECT_TRUE((*watching)->running());
 }
 
 }  // namespace
