@@ -39,6 +39,7 @@
 #include "server/service/runtime.h"
 #include "server/store/contact_store.h"
 #include "server/store/followup_store.h"
+#include "server/store/identity_store.h"
 
 ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051",
           "Address for the gRPC API (host:port). Beyond loopback the server "
@@ -62,6 +63,10 @@ ABSL_FLAG(std::string, audit_log, "stderr",
           "Where audit lines go (one JSON object per line: erasures, admin "
           "calls, reloads): \"stderr\", a file path (appended), or "
           "\"none\".");
+ABSL_FLAG(absl::Duration, alias_cache_ttl, absl::Seconds(5),
+          "How long this server remembers which contact an alias names "
+          "(saving a Redis round trip): the bound on how long a link made "
+          "through another replica may go unseen here. 0: no cache.");
 ABSL_FLAG(double, contact_events_per_second, 20,
           "Each contact's event rate limit (a token bucket kept with the "
           "contact, exact across replicas); events beyond it are refused "
@@ -298,6 +303,9 @@ int Run() {
 
   ContactStore store(redis->get(), shards);
   FollowUpStore followups(&store);
+  IdentityStore identity_store(&store);
+  IdentityResolver identities(&identity_store,
+                              absl::GetFlag(FLAGS_alias_cache_ttl));
   BudgetLeases budgets(&store);
   Admission admission(absl::GetFlag(FLAGS_max_inflight));
   PosteriorCache posteriors(redis->get());
@@ -323,6 +331,8 @@ int Run() {
   runtime.posteriors = &posteriors;
   runtime.decision_budget = absl::GetFlag(FLAGS_decision_budget);
   runtime.write_budget = absl::GetFlag(FLAGS_write_budget);
+  runtime.identity_store = &identity_store;
+  runtime.identities = &identities;
   runtime.authorizer = authorizer.get();
   runtime.audit = &audit;
   runtime.contact_event_rate =

@@ -44,6 +44,8 @@ absl::string_view MethodName(Method m) {
       return "tappa.v1.JourneyService/GetContact";
     case Method::kDeleteContact:
       return "tappa.v1.JourneyService/DeleteContact";
+    case Method::kLinkIdentities:
+      return "tappa.v1.JourneyService/LinkIdentities";
     case Method::kNextBestAction:
       return "tappa.v1.DecisionService/NextBestAction";
     case Method::kReportOutcome:
@@ -228,6 +230,19 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                            "(key: the API key's request rate; contact: a "
                            "contact's event rate) and API key name.")
                        .Register(*registry_);
+  auto* links = &prometheus::BuildCounter()
+                     .Name("tappa_identity_links_total")
+                     .Help(
+                         "Identities (aliases) asked to be linked to a "
+                         "contact, by result: linked, already_linked, "
+                         "owned_by_other (names another contact), "
+                         "over_contact_limit, over_namespace_limit.")
+                     .Register(*registry_);
+  const char* link_results[] = {"linked", "already_linked", "owned_by_other",
+                                "over_contact_limit", "over_namespace_limit"};
+  for (size_t i = 0; i < identity_links_.size(); ++i) {
+    identity_links_[i] = &links->Add({{"result", link_results[i]}});
+  }
   auto* tls = &prometheus::BuildCounter()
                    .Name("tappa_tls_reloads_total")
                    .Help(
@@ -459,6 +474,10 @@ void Metrics::RecordRateLimited(absl::string_view limit,
   // are the uncommon path.
   rate_limited_->Add({{"limit", std::string(limit)}, {"key", std::string(key)}})
       .Increment();
+}
+
+void Metrics::RecordIdentityLink(IdentityLinkResult result) {
+  identity_links_[static_cast<size_t>(result)]->Increment();
 }
 
 void Metrics::RecordTlsReload(bool ok) {

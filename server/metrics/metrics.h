@@ -3,7 +3,7 @@
 // action id, phase, Redis command); never a contact id or a free-form event
 // type. With P phases, C channels, L placements, A actions and N
 // (placement, action) pairs, the series are at most:
-//   requests 9 methods x 17 codes; latency 9 x (buckets + 2);
+//   requests 10 methods x 17 codes; latency 10 x (buckets + 2);
 //   events C; transitions P x P; decisions N + L fallbacks; degraded L x 3;
 //   contacts P; redis commands 8 x (buckets + 3); ruleset info 1;
 //   experiment exposures sum(variants + 1) and experiment outcomes 4 x that;
@@ -39,6 +39,7 @@ enum class Method : uint8_t {
   kTrackEvents,
   kGetContact,
   kDeleteContact,
+  kLinkIdentities,
   kNextBestAction,
   kReportOutcome,
   kSimulate,
@@ -68,6 +69,15 @@ enum class TokenRejection : uint8_t {
 enum class BudgetLease : uint8_t { kGranted, kExhausted, kError };
 
 enum class ReloadResult : uint8_t { kReloaded, kUnchanged, kFailed };
+
+// What became of one identity in LinkIdentities.
+enum class IdentityLinkResult : uint8_t {
+  kLinked,
+  kAlreadyLinked,
+  kOwnedByOther,
+  kOverContactLimit,
+  kOverNamespaceLimit,
+};
 
 // Why a call was refused before any work (tappa_auth_rejected_total).
 enum class AuthRejection : uint8_t {
@@ -131,6 +141,7 @@ class Metrics {
   // Reloads of the TLS certificate files (SIGHUP): ok, or failed (invalid
   // files; the previous certificates keep serving).
   void RecordTlsReload(bool ok);
+  void RecordIdentityLink(IdentityLinkResult result);
   // A contact read in a phase the ruleset neither has nor renames (it is
   // treated as being in the initial phase).
   void RecordUnknownPhase();
@@ -170,6 +181,7 @@ class Metrics {
   std::array<prometheus::Counter*, 3> auth_rejected_{};
   prometheus::Family<prometheus::Counter>* rate_limited_ = nullptr;
   std::array<prometheus::Counter*, 2> tls_reloads_{};
+  std::array<prometheus::Counter*, 5> identity_links_{};
   prometheus::Counter* unknown_phase_ = nullptr;
   std::array<prometheus::Counter*, static_cast<size_t>(FollowUpOutcome::kCount)>
       followups_{};

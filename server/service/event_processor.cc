@@ -133,8 +133,29 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   op->deadline = deadline;
   op->caller = std::string(caller);
   op->done = std::move(done);
-  sequencer_.Run(request.contact_id(),
-                 [this, op]() mutable { Attempt(std::move(op)); });
+  const std::string& given = request.contact_id();
+  if (AliasNamespace(given).empty()) {
+    sequencer_.Run(given, [this, op]() mutable { Attempt(std::move(op)); });
+    return;
+  }
+  // An alias: resolved in the order events arrive for it (sequenced on the
+  // alias), then applied in that order on the canonical contact.
+  sequencer_.Run(given, [this, op, given]() mutable {
+    ResolveContact(
+        runtime_, "contact_id", given, op->deadline,
+        [this, op, given](absl::StatusOr<std::string> contact) mutable {
+          if (!contact.ok()) {
+            Done done = std::move(op->done);
+            op.reset();
+            done(contact.status());
+          } else {
+            op->request.set_contact_id(*contact);
+            sequencer_.Run(*contact,
+                           [this, op]() mutable { Attempt(std::move(op)); });
+          }
+          sequencer_.Done(given);
+        });
+  });
 }
 
 void EventProcessor::Attempt(std::shared_ptr<Operation> op) {

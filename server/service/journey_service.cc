@@ -247,21 +247,46 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
     FinishCall(reactor, metrics, Method::kGetContact, start, s);
     return reactor;
   }
-  runtime_.store->ReadContact(
-      serving->ruleset, request->contact_id(), now, deadline,
-      [serving, reactor, response, metrics, start,
-       slot](absl::StatusOr<StoredContactView> view) {
-        if (!view.ok()) {
+  ResolveContact(
+      runtime_, "contact_id", request->contact_id(), deadline,
+      [this, serving, reactor, response, metrics, start, slot, now,
+       deadline](absl::StatusOr<std::string> contact) {
+        if (!contact.ok()) {
           return FinishCall(reactor, metrics, Method::kGetContact, start,
-                            view.status());
+                            contact.status());
         }
-        if (!view->contact.exists) {
-          return FinishCall(reactor, metrics, Method::kGetContact, start,
-                            absl::NotFoundError("contact_id: no such contact"));
-        }
-        FillContact(*serving->ruleset, *view, response->mutable_contact());
-        FinishCall(reactor, metrics, Method::kGetContact, start,
-                   absl::OkStatus());
+        runtime_.store->ReadContact(
+            serving->ruleset, *contact, now, deadline,
+            [this, serving, reactor, response, metrics, start, slot, deadline,
+             id = *contact](absl::StatusOr<StoredContactView> view) {
+              if (!view.ok()) {
+                return FinishCall(reactor, metrics, Method::kGetContact, start,
+                                  view.status());
+              }
+              if (!view->contact.exists) {
+                return FinishCall(
+                    reactor, metrics, Method::kGetContact, start,
+                    absl::NotFoundError("contact_id: no such contact"));
+              }
+              FillContact(*serving->ruleset, *view,
+                          response->mutable_contact());
+              if (runtime_.identity_store == nullptr) {
+                return FinishCall(reactor, metrics, Method::kGetContact, start,
+                                  absl::OkStatus());
+              }
+              runtime_.identity_store->Aliases(
+                  id, deadline,
+                  [reactor, response, metrics, start,
+                   slot](absl::StatusOr<std::vector<std::string>> aliases) {
+                    if (aliases.ok()) {
+                      for (std::string& a : *aliases) {
+                        response->mutable_contact()->add_aliases(std::move(a));
+                      }
+                    }
+                    FinishCall(reactor, metrics, Method::kGetContact, start,
+                               aliases.status());
+                  });
+            });
       });
   return reactor;
 }
@@ -297,20 +322,179 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
     FinishCall(reactor, metrics, Method::kDeleteContact, start, s);
     return reactor;
   }
-  runtime_.store->DeleteContact(
-      request->contact_id(), deadline,
+  auto finish = std::make_shared<
+      absl::AnyInvocable<void(const std::string&, absl::StatusOr<bool>)>>(
       [this, reactor, response, metrics, start, now, slot,
-       key = *std::move(caller),
-       contact = request->contact_id()](absl::StatusOr<bool> existed) {
+       key = *std::move(caller)](const std::string& target,
+                                 absl::StatusOr<bool> existed) {
         if (existed.ok()) {
           response->set_existed(*existed);
           *response->mutable_delete_time() = TimeToProto(now);
         }
-        Audit(runtime_, "DeleteContact", key, contact, existed.status(),
+        Audit(runtime_, "DeleteContact", key, target, existed.status(),
               existed.ok() ? (*existed ? "existed" : "no such contact") : "");
         FinishCall(reactor, metrics, Method::kDeleteContact, start,
                    existed.status());
       });
+  // The aliases first, then the contact: a failure in between leaves the
+  // contact and its alias set for a retry to finish the erasure.
+  ResolveContact(
+      runtime_, "contact_id", request->contact_id(), deadline,
+      [this, deadline, finish,
+       given = request->contact_id()](absl::StatusOr<std::string> contact) {
+        if (!contact.ok()) return (*finish)(given, contact.status());
+        auto erase_contact = [this, deadline, finish,
+                              id = *contact](int aliases_erased) {
+          runtime_.store->DeleteContact(
+              id, deadline,
+              [id, aliases_erased, finish](absl::StatusOr<bool> existed) {
+                if (existed.ok() && aliases_erased > 0) existed = true;
+                (*finish)(id, existed);
+              });
+        };
+        if (runtime_.identity_store == nullptr) return erase_contact(0);
+        if (runtime_.identities != nullptr) runtime_.identities->Forget(given);
+        runtime_.identity_store->EraseAliases(
+            *contact, deadline,
+            [finish, erase_contact, id = *contact](absl::StatusOr<int> erased) {
+              if (!erased.ok()) return (*finish)(id, erased.status());
+              erase_contact(*erased);
+            });
+      });
+  return reactor;
+}
+
+// Links a request's identities one after another (so the limits count
+// each link before the next), then finishes the call.
+struct JourneyServiceImpl::LinkCall {
+  Runtime runtime;
+  grpc::ServerUnaryReactor* reactor;
+  tappa::v1::LinkIdentitiesResponse* response;
+  absl::Time start;
+  absl::Time deadline;
+  std::shared_ptr<Admission::Slot> slot;
+  std::string caller;
+  std::string contact;
+  std::vector<std::string> identities;
+  size_t next = 0;
+
+  void Finish(const absl::Status& status) {
+    Audit(runtime, "LinkIdentities", caller, contact, status,
+          absl::StrCat("linked ", response->linked_size(), ", already ",
+                       response->already_linked_size()));
+    FinishCall(reactor, runtime.metrics, Method::kLinkIdentities, start,
+               status);
+  }
+
+  static void Step(std::shared_ptr<LinkCall> call) {
+    if (call->next == call->identities.size()) {
+      return call->Finish(absl::OkStatus());
+    }
+    const size_t i = call->next++;
+    const std::string& alias = call->identities[i];
+    if (alias == call->contact) {
+      call->response->add_already_linked(alias);
+      return Step(std::move(call));
+    }
+    call->runtime.identity_store->Link(
+        call->contact, alias, AliasNamespace(alias), AliasLimits(),
+        call->deadline, [call, i](absl::StatusOr<LinkResult> result) mutable {
+          if (!result.ok()) return call->Finish(result.status());
+          const std::string& alias = call->identities[i];
+          Metrics* metrics = call->runtime.metrics;
+          using Outcome = LinkResult::Outcome;
+          switch (result->outcome) {
+            case Outcome::kLinked:
+              metrics->RecordIdentityLink(IdentityLinkResult::kLinked);
+              call->response->add_linked(alias);
+              if (call->runtime.identities != nullptr) {
+                call->runtime.identities->Remember(alias, call->contact);
+              }
+              return Step(std::move(call));
+            case Outcome::kAlreadyLinked:
+              metrics->RecordIdentityLink(IdentityLinkResult::kAlreadyLinked);
+              call->response->add_already_linked(alias);
+              return Step(std::move(call));
+            case Outcome::kOwnedByOther:
+              metrics->RecordIdentityLink(IdentityLinkResult::kOwnedByOther);
+              return call->Finish(absl::FailedPreconditionError(absl::StrCat(
+                  "identities[", i, "]: already names the contact ",
+                  result->owner,
+                  "; merging two existing profiles is not in this version")));
+            case Outcome::kOverContactLimit:
+              metrics->RecordIdentityLink(
+                  IdentityLinkResult::kOverContactLimit);
+              return call->Finish(absl::FailedPreconditionError(
+                  absl::StrCat("identities[", i,
+                               "]: the contact has the most aliases a "
+                               "contact may have (",
+                               AliasLimits().per_contact, ")")));
+            case Outcome::kOverNamespaceLimit:
+              metrics->RecordIdentityLink(
+                  IdentityLinkResult::kOverNamespaceLimit);
+              return call->Finish(absl::FailedPreconditionError(absl::StrCat(
+                  "identities[", i, "]: the contact has the most ",
+                  AliasNamespace(alias), " aliases a contact may have (",
+                  AliasLimits().per_namespace, ")")));
+          }
+        });
+  }
+};
+
+grpc::ServerUnaryReactor* JourneyServiceImpl::LinkIdentities(
+    grpc::CallbackServerContext* context,
+    const tappa::v1::LinkIdentitiesRequest* request,
+    tappa::v1::LinkIdentitiesResponse* response) {
+  absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Metrics* metrics = runtime_.metrics;
+  absl::StatusOr<std::string> caller =
+      AuthorizeCall(runtime_, *context, Scope::kTrack);
+  absl::Status status = caller.status();
+  if (status.ok()) {
+    if (std::string error = api::DecodeError(*request); !error.empty()) {
+      status = absl::InvalidArgumentError(error);
+    }
+  }
+  if (status.ok()) status = ValidateId("contact_id", request->contact_id());
+  if (status.ok() && !AliasNamespace(request->contact_id()).empty()) {
+    status = ValidateAlias("contact_id", request->contact_id());
+  }
+  if (status.ok() && (request->identities_size() < 1 ||
+                      request->identities_size() > kMaxLinkIdentities)) {
+    status = absl::InvalidArgumentError(
+        absl::StrCat("identities: 1-", kMaxLinkIdentities, " per call"));
+  }
+  for (int i = 0; status.ok() && i < request->identities_size(); ++i) {
+    status = ValidateAlias(absl::StrCat("identities[", i, "]"),
+                           request->identities(i));
+  }
+  if (status.ok() && runtime_.identity_store == nullptr) {
+    status = absl::UnimplementedError("identities are not configured");
+  }
+  absl::Time deadline = CallDeadline(context, runtime_.write_budget);
+  std::shared_ptr<Admission::Slot> slot;
+  if (status.ok()) status = Admit(runtime_, deadline, &slot);
+  if (!status.ok()) {
+    FinishCall(reactor, metrics, Method::kLinkIdentities, start, status);
+    return reactor;
+  }
+  auto call = std::make_shared<LinkCall>(
+      LinkCall{runtime_, reactor, response, start, deadline, std::move(slot),
+               *std::move(caller)});
+  for (const std::string& id : request->identities()) {
+    if (std::find(call->identities.begin(), call->identities.end(), id) ==
+        call->identities.end()) {
+      call->identities.push_back(id);
+    }
+  }
+  ResolveContact(runtime_, "contact_id", request->contact_id(), deadline,
+                 [call](absl::StatusOr<std::string> contact) mutable {
+                   if (!contact.ok()) return call->Finish(contact.status());
+                   call->contact = *std::move(contact);
+                   call->response->set_contact_id(call->contact);
+                   LinkCall::Step(std::move(call));
+                 });
   return reactor;
 }
 

@@ -9,6 +9,9 @@
 
 namespace tappa::server {
 
+// Identities one LinkIdentities call may link.
+inline constexpr int kMaxLinkIdentities = 20;
+
 class JourneyServiceImpl final
     : public tappa::v1::JourneyService::CallbackService {
  public:
@@ -31,8 +34,14 @@ class JourneyServiceImpl final
       grpc::CallbackServerContext* context,
       const tappa::v1::DeleteContactRequest* request,
       tappa::v1::DeleteContactResponse* response) override;
+  grpc::ServerUnaryReactor* LinkIdentities(
+      grpc::CallbackServerContext* context,
+      const tappa::v1::LinkIdentitiesRequest* request,
+      tappa::v1::LinkIdentitiesResponse* response) override;
 
  private:
+  struct LinkCall;
+
   Runtime runtime_;
   EventProcessor events_;
 };

@@ -19,6 +19,7 @@
 #include "server/metrics/metrics.h"
 #include "server/service/admission.h"
 #include "server/service/budget_leases.h"
+#include "server/service/identity_resolver.h"
 #include "server/service/posterior_cache.h"
 #include "server/store/contact_store.h"
 #include "server/tokens/decision_token.h"
@@ -104,6 +105,10 @@ struct Runtime {
   // The bound of calls in flight (load shedding).
   Admission* admission = nullptr;
   PosteriorCache* posteriors = nullptr;
+  // Aliases of contacts (identity_store.h) and their resolution; null = ids
+  // are taken as they come.
+  IdentityStore* identity_store = nullptr;
+  IdentityResolver* identities = nullptr;
   // Who may call what; null = open (every call allowed).
   const Authorizer* authorizer = nullptr;
   // Audit lines (audit_log.h); null = none.
@@ -124,6 +129,20 @@ inline absl::StatusOr<std::string> AuthorizeCall(
     Scope scope) {
   if (runtime.authorizer == nullptr) return std::string(kAnonymousCaller);
   return runtime.authorizer->Authorize(context, scope);
+}
+
+// The canonical id of the contact a request names by `id` (its canonical id
+// or an alias; identity_resolver.h), or INVALID_ARGUMENT naming
+// `field` for a malformed alias. `done` runs at once for a canonical id.
+inline void ResolveContact(
+    const Runtime& runtime, absl::string_view field, absl::string_view id,
+    absl::Time deadline,
+    absl::AnyInvocable<void(absl::StatusOr<std::string>)> done) {
+  if (AliasNamespace(id).empty() || runtime.identities == nullptr) {
+    return done(std::string(id));
+  }
+  if (absl::Status s = ValidateAlias(field, id); !s.ok()) return done(s);
+  runtime.identities->Resolve(id, deadline, std::move(done));
 }
 
 // Writes an audit line at the server's clock, if auditing is on.

@@ -206,8 +206,6 @@ std::string ScriptSha(absl::string_view data) {
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
-namespace {
-
 absl::Status UnexpectedReply(absl::string_view what, const RedisReply& reply) {
   if (reply.is_error() && absl::StartsWith(reply.str, "OOM")) {
     return absl::ResourceExhaustedError(
@@ -217,8 +215,6 @@ absl::Status UnexpectedReply(absl::string_view what, const RedisReply& reply) {
                                           reply.is_error() ? ": " : "",
                                           reply.str));
 }
-
-}  // namespace
 
 int ShardOf(absl::string_view contact_id, int shards) {
   uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis

@@ -79,6 +79,10 @@ int ShardOf(absl::string_view contact_id, int shards);
 // Hex SHA-1 of a script (its EVALSHA name).
 std::string ScriptSha(absl::string_view script);
 
+// The error for a reply of the wrong shape (or an error reply) to `what`:
+// ResourceExhausted when Redis is out of memory, else Internal.
+absl::Status UnexpectedReply(absl::string_view what, const RedisReply& reply);
+
 // A Lua function shared by the scripts that record touches:
 // touch(key, now36, max_touches, kind, channel, action) prepends a touch to
 // the restraint record `key` (restraint_codec.h) and counts it.

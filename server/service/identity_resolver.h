@@ -1,0 +1,76 @@
+// Resolves the contact a request names: its canonical id, or an alias
+// "<namespace>:<value>" of it (identity_store.h).
+//
+// An id is an alias when the text before its first ':' is an identity
+// namespace: the built-in ones (cookie, device, email_sha256, phone_sha256,
+// crm, social). Anything else is a canonical id and costs nothing to
+// resolve. An alias costs one GET of its record, awaited, unless this
+// server resolved it within the cache's lifetime (--alias_cache_ttl,
+// default 5 s): the staleness bound, after a link moves an alias on another
+// replica, during which this server may still route the alias to the
+// contact it named before. Links and erasures made through this server are
+// seen at once. An alias without a record names a contact of its own whose
+// canonical id is the alias itself (a visitor first seen by cookie); that
+// answer is not cached, so a link made elsewhere is seen by the next
+// request.
+//
+// Thread safety: thread-safe.
+#ifndef TAPPA_SERVER_SERVICE_IDENTITY_RESOLVER_H_
+#define TAPPA_SERVER_SERVICE_IDENTITY_RESOLVER_H_
+
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/store/identity_store.h"
+
+namespace tappa::server {
+
+// The namespace of `id` when it is an alias, else "".
+absl::string_view AliasNamespace(absl::string_view id);
+
+// INVALID_ARGUMENT naming `field` when `alias` breaks its namespace's rule:
+// hashed namespaces (email_sha256, phone_sha256) take 64 lowercase hex
+// digits, so a raw address is refused rather than stored; every value is
+// 1-128 bytes after the namespace.
+absl::Status ValidateAlias(absl::string_view field, absl::string_view alias);
+
+class IdentityResolver {
+ public:
+  // `store` must outlive the resolver. `cache_ttl` zero: no cache.
+  IdentityResolver(IdentityStore* store, absl::Duration cache_ttl,
+                   size_t cache_capacity = 100'000);
+
+  // The canonical id of `id` (see the file comment). Runs `done` at once
+  // for a canonical id, else on the Redis loop thread.
+  void Resolve(absl::string_view id, absl::Time deadline,
+               absl::AnyInvocable<void(absl::StatusOr<std::string>)> done);
+
+  // Drops what this server remembers about `alias` (it was just linked or
+  // erased here).
+  void Forget(absl::string_view alias);
+
+  // Remembers that `alias` names `contact` (it was just linked here).
+  void Remember(absl::string_view alias, absl::string_view contact);
+
+ private:
+  struct Entry {
+    std::string contact;
+    absl::Time expires;
+  };
+
+  IdentityStore* store_;
+  const absl::Duration ttl_;
+  const size_t capacity_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Entry> cache_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tappa::server
+
+#endif  // TAPPA_SERVER_SERVICE_IDENTITY_RESOLVER_H_
