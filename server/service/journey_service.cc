@@ -305,6 +305,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
         if (existed.ok()) {
           response->set_existed(*existed);
           *response->mutable_delete_time() = TimeToProto(now);
+          if (*existed) metrics->RecordContactsErased(ErasureReason::kRequest);
         }
         Audit(runtime_, "DeleteContact", key, contact, existed.status(),
               existed.ok() ? (*existed ? "existed" : "no such contact") : "");
