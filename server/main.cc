@@ -2,11 +2,13 @@
 // state in Redis, Prometheus metrics. See README.md for configuration.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -35,6 +37,7 @@
 #include "server/service/followup_firer.h"
 #include "server/service/followup_service.h"
 #include "server/service/journey_service.h"
+#include "server/service/retention_sweeper.h"
 #include "server/service/ruleset_reloader.h"
 #include "server/service/runtime.h"
 #include "server/store/contact_store.h"
@@ -123,6 +126,21 @@ ABSL_FLAG(double, test_clock_scale, 1.0,
 ABSL_FLAG(absl::Duration, posterior_refresh, absl::Seconds(1),
           "How often adaptive actions' posteriors are written to and read "
           "back from Redis.");
+ABSL_FLAG(
+    absl::Duration, retention, absl::Hours(24 * 400),
+    "Contacts idle longer than this (no event, outcome or served touch) are "
+    "erased with every key they have, pending follow-ups included (README: "
+    "Data retention). At least 24h; 0 or negative: keep forever unless the "
+    "ruleset's `retention:` sets a period. When both are set, the shorter "
+    "wins.");
+ABSL_FLAG(absl::Duration, retention_sweep_every, absl::Minutes(1),
+          "How often a bounded retention sweep pass runs.");
+ABSL_FLAG(int, retention_sweep_shards, 64,
+          "Shards a retention sweep pass looks at (in turn; all of them "
+          "every --shards / this many passes).");
+ABSL_FLAG(int, retention_sweep_batch, 100,
+          "Idle contacts a retention sweep pass erases per shard, at most "
+          "(one script each, one after the other).");
 
 namespace tappa::server {
 namespace {
@@ -208,6 +226,22 @@ int Run() {
   int shards = absl::GetFlag(FLAGS_shards);
   if (shards < 1 || shards > 9999) {
     std::cerr << "tappa-server: --shards must be 1-9999\n";
+    return 2;
+  }
+
+  const absl::Duration retention_flag = absl::GetFlag(FLAGS_retention);
+  if (retention_flag > absl::ZeroDuration() &&
+      retention_flag < ruleset::kMinRetention) {
+    std::cerr << "tappa-server: --retention must be at least 24h (or 0 to "
+                 "keep contacts forever)\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_retention_sweep_every) <= absl::ZeroDuration() ||
+      absl::GetFlag(FLAGS_retention_sweep_shards) < 1 ||
+      absl::GetFlag(FLAGS_retention_sweep_batch) < 1) {
+    std::cerr << "tappa-server: --retention_sweep_every, "
+                 "--retention_sweep_shards and --retention_sweep_batch must "
+                 "be positive\n";
     return 2;
   }
 
@@ -469,6 +503,30 @@ int Run() {
     }
   });
 
+  // Retention: one bounded sweep pass every --retention_sweep_every, with
+  // the period in force at that moment (a reload may change the ruleset's).
+  RetentionSweepOptions sweep_options;
+  sweep_options.shards_per_pass = absl::GetFlag(FLAGS_retention_sweep_shards);
+  sweep_options.contacts_per_shard = absl::GetFlag(FLAGS_retention_sweep_batch);
+  // Replicas start at different shards so their passes spread.
+  sweep_options.first_shard =
+      static_cast<int>(std::random_device()() % static_cast<unsigned>(shards));
+  RetentionSweeper sweeper(&store, &clock, &metrics, &audit, sweep_options);
+  std::thread retention_loop([&] {
+    const absl::Duration every = absl::GetFlag(FLAGS_retention_sweep_every);
+    while (!stop.WaitForNotificationWithTimeout(every)) {
+      std::shared_ptr<const ServingRuleset> current = rulesets.Get();
+      if (current == nullptr) continue;
+      absl::Notification swept;
+      sweeper.RunPass(
+          EffectiveRetention(retention_flag, *current->ruleset),
+          absl::Now() + std::max(every, absl::Seconds(10)),
+          [&](absl::StatusOr<RetentionSweeper::Pass>) { swept.Notify(); });
+      swept.WaitForNotification();
+    }
+  });
+
+  const absl::Duration retention = EffectiveRetention(retention_flag, **loaded);
   std::cout << "tappa-server: serving gRPC on " << grpc_listen
             << ", metrics on http://" << absl::GetFlag(FLAGS_metrics_listen)
             << "/metrics, Redis " << endpoint->Redacted() << ", ruleset "
@@ -480,6 +538,10 @@ int Run() {
             << (authorizer->requires_keys()
                     ? absl::StrCat("API keys from ", keys_file)
                     : std::string("no API keys"))
+            << ", retention "
+            << (retention == absl::InfiniteDuration()
+                    ? std::string("none (contacts are kept forever)")
+                    : absl::FormatDuration(retention))
             << std::endl;
 
   // Wait for SIGTERM or SIGINT (blocked in every thread, taken here); SIGHUP
@@ -526,6 +588,7 @@ int Run() {
   posterior_refresh.join();
   rules_watch.join();
   followup_loop.join();
+  retention_loop.join();
   redis->reset();
   std::cout << "tappa-server: stopped" << std::endl;
   return 0;

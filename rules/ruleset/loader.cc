@@ -394,6 +394,7 @@ class Loader {
   bool ReadExpression(const Entry& e, const cel::Environment& env, Want want,
                       Expression* out);
   void ReadRenamedPhases(const Entry& e);
+  void ReadRetention(const Entry& e);
   // Fills expr->conjuncts (explanations of action conditions).
   void AddConjuncts(const cel::Environment& env, Expression* expr);
   bool ReadLimit(const Node& node, Location location, absl::string_view what,
@@ -1848,12 +1849,13 @@ void Loader::ReadRenamedPhases(const Entry& e) {
 }
 
 void Loader::ReadTopLevel(const Node& root) {
-  Fields top = ReadMap(root, Loc(root), "ruleset",
-                       {"name", "description", "phases", "initial_phase",
-                        "channels", "constants", "counters", "transitions",
-                        "placements", "actions", "context_weights", "policies",
-                        "experiments", "followups", "renamed_phases"},
-                       {"phases", "channels"});
+  Fields top =
+      ReadMap(root, Loc(root), "ruleset",
+              {"name", "description", "phases", "initial_phase", "channels",
+               "constants", "counters", "transitions", "placements", "actions",
+               "context_weights", "policies", "experiments", "followups",
+               "renamed_phases", "retention"},
+              {"phases", "channels"});
   if (!top.ok()) return;
   Ruleset& r = *ruleset_;
   if (const Entry* e = top.Find("name")) ReadString(*e, &r.name);
@@ -1912,6 +1914,34 @@ void Loader::ReadTopLevel(const Node& root) {
   if (const Entry* e = top.Find("policies")) ReadPolicies(*e);
   if (const Entry* e = top.Find("experiments")) ReadExperiments(*e);
   if (const Entry* e = top.Find("followups")) ReadFollowUps(*e);
+  if (const Entry* e = top.Find("retention")) ReadRetention(*e);
+}
+
+void Loader::ReadRetention(const Entry& e) {
+  absl::Duration d;
+  if (!ReadDuration(e, &d)) return;
+  if (d < kMinRetention) {
+    const std::string& s = e.value.Scalar();
+    Error(
+        e.location,
+        absl::StrCat("retention: must be at least ",
+                     FormatRulesetDuration(kMinRetention), " (found ", Quote(s),
+                     absl::EndsWith(s, "m") ? "; m is minutes" : "", ")"));
+    return;
+  }
+  // A follow-up pending when its contact goes idle would be erased before
+  // it is due: the retention must outlast every delay.
+  for (const FollowUp& fu : ruleset_->follow_ups) {
+    if (fu.after >= d) {
+      Error(e.location,
+            absl::StrCat("retention: ", Quote(e.value.Scalar()),
+                         " must be longer than the delay of follow-up ",
+                         Quote(fu.id), " (after ",
+                         FormatRulesetDuration(fu.after), ")"));
+      return;
+    }
+  }
+  ruleset_->retention = d;
 }
 
 absl::StatusOr<std::shared_ptr<const Ruleset>> Loader::Load() {

@@ -69,6 +69,10 @@ inline constexpr int kMinPriority = -1'000;
 inline constexpr int kMaxPriority = 1'000;
 // Durations (windows, delays, cooldowns) lie in (0, kMaxDuration].
 inline constexpr absl::Duration kMaxDuration = absl::Hours(24 * 3660);
+// A ruleset's `retention` is at least this long: shorter is almost surely a
+// unit slip (`13m` is 13 minutes, not months) and would erase contacts in
+// the middle of a visit.
+inline constexpr absl::Duration kMinRetention = absl::Hours(24);
 // Content payloads are at most this many bytes once serialized as JSON.
 inline constexpr size_t kMaxContentBytes = 64 * 1024;
 
@@ -335,6 +339,11 @@ class Ruleset {
   Policies policies;
   std::vector<Experiment> experiments;
   std::vector<FollowUp> follow_ups;
+  // Contacts idle longer than this are erased (`retention:`; the server's
+  // --retention flag may shorten it, see README.md). nullopt: the flag
+  // alone decides. At least kMinRetention, and longer than every follow-up's
+  // `after`.
+  std::optional<absl::Duration> retention;
   // Named constants folded into expressions, in file order; values own their
   // data.
   std::vector<std::pair<std::string, cel::Value>> constants;

@@ -292,6 +292,18 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
            .Register(*registry_)
            .Add({});
 
+  auto* erased = &prometheus::BuildCounter()
+                      .Name("tappa_contacts_erased_total")
+                      .Help(
+                          "Contacts erased with every key they had, by "
+                          "reason: retention (idle longer than the retention "
+                          "period), request (DeleteContact).")
+                      .Register(*registry_);
+  const char* erasure_reasons[] = {"retention", "request"};
+  for (size_t i = 0; i < erased_.size(); ++i) {
+    erased_[i] = &erased->Add({{"reason", erasure_reasons[i]}});
+  }
+
   for (size_t m = 0; m < static_cast<size_t>(Method::kCount); ++m) {
     std::string method(MethodName(static_cast<Method>(m)));
     latencies_[m] = &latency_->Add({{"method", method}}, LatencyBuckets());
@@ -460,6 +472,12 @@ void Metrics::RecordFiringLag(absl::Duration lag) {
 
 void Metrics::SetPendingFollowUps(int64_t n) {
   pending_followups_->Set(static_cast<double>(n));
+}
+
+void Metrics::RecordContactsErased(ErasureReason reason, int64_t n) {
+  size_t i = static_cast<size_t>(reason);
+  if (i < erased_.size() && n > 0)
+    erased_[i]->Increment(static_cast<double>(n));
 }
 
 void Metrics::RecordUnknownPhase() { unknown_phase_->Increment(); }

@@ -8,7 +8,7 @@
 //   contacts P; redis commands 8 x (buckets + 3); ruleset info 1;
 //   experiment exposures sum(variants + 1) and experiment outcomes 4 x that;
 //   outcomes 4 x P; rejected decision tokens 4; budget leases 3;
-//   DecideBatch decisions pending 1.
+//   DecideBatch decisions pending 1; contacts erased 2.
 //
 // Thread safety: every method is thread-safe. Series are created when a
 // ruleset is installed, so recording on the request path takes no lock.
@@ -103,6 +103,13 @@ enum class FollowUpOutcome : uint8_t {
   kCount,
 };
 
+// Why contacts were erased (tappa_contacts_erased_total{reason}).
+enum class ErasureReason : uint8_t {
+  kRetention,  // idle longer than the retention period
+  kRequest,    // JourneyService.DeleteContact
+  kCount,
+};
+
 class Metrics {
  public:
   Metrics();
@@ -149,6 +156,7 @@ class Metrics {
   // Fire time minus due time of a delivered follow-up.
   void RecordFiringLag(absl::Duration lag);
   void SetPendingFollowUps(int64_t n);
+  void RecordContactsErased(ErasureReason reason, int64_t n = 1);
   // DecideBatch decisions in progress or waiting to be written, over every
   // stream: +1 when a stream takes a request, -1 when its response is
   // written or dropped (each stream holds at most 1,000).
@@ -187,6 +195,8 @@ class Metrics {
       followups_{};
   prometheus::Histogram* firing_lag_ = nullptr;
   prometheus::Gauge* pending_followups_ = nullptr;
+  std::array<prometheus::Counter*, static_cast<size_t>(ErasureReason::kCount)>
+      erased_{};
   prometheus::Gauge* decide_batch_pending_ = nullptr;
 
   std::array<std::array<prometheus::Counter*, 17>,

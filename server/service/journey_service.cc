@@ -330,6 +330,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
         if (existed.ok()) {
           response->set_existed(*existed);
           *response->mutable_delete_time() = TimeToProto(now);
+          if (*existed) metrics->RecordContactsErased(ErasureReason::kRequest);
         }
         Audit(runtime_, "DeleteContact", key, target, existed.status(),
               existed.ok() ? (*existed ? "existed" : "no such contact") : "");

@@ -13,15 +13,17 @@
 namespace tappa::server {
 namespace {
 
-// KEYS: contact, history, shard phases, shard follow-ups due, shard
-// follow-ups pending.
-// ARGV: 1 expected version, 2 event field, 3 event record, 4 now ms,
-//   5 idempotency window ms, 6 max idempotency records, 7 prune every,
-//   8 history entry or "", 9 max history entries, 10 old phase or "",
-//   11 new phase, 12 N, then N field/value pairs, then M, then M fields to
-//   delete, then S, then S (follow-up id, due ms, payload) triples to
-//   schedule, then C, then C follow-up ids to cancel.
-// Returns {"dup", record} | {"conflict"} | {"ok", new version}.
+// A Lua function shared by the scripts that write a contact's data on
+// behalf of a request: raises the contact's score in its shard's activity
+// index to `now`. GT: never lowers it, so a replica whose clock lags a
+// little cannot make a contact look idler than it is (a new member is
+// added as usual).
+constexpr char kActivityLua[] = R"lua(
+local function note_activity(key, id, now)
+  redis.call('ZADD', key, 'GT', now, id)
+end
+)lua";
+
 // A Lua function shared by the scripts that keep idempotency records in a
 // hash (events' "e:" fields, outcomes' "o|" fields; each value starts with
 // its base-36 receive time): every `every` writes (counted in field
@@ -51,6 +53,16 @@ local function prune_records(key, prefix, counter, every, ttl, cap, now)
 end
 )lua";
 
+// KEYS: contact, history, shard phases, shard follow-ups due, shard
+// follow-ups pending, shard activity index.
+// ARGV: 1 expected version, 2 event field, 3 event record, 4 now ms,
+//   5 idempotency window ms, 6 max idempotency records, 7 prune every,
+//   8 history entry or "", 9 max history entries, 10 old phase or "",
+//   11 new phase, 12 N, then N field/value pairs, then M, then M fields to
+//   delete, then S, then S (follow-up id, due ms, payload) triples to
+//   schedule, then C, then C follow-up ids to cancel, then (last) the
+//   contact id.
+// Returns {"dup", record} | {"conflict"} | {"ok", new version}.
 constexpr char kCommitBody[] = R"lua(
 local now = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
@@ -101,13 +113,24 @@ for i = 1, tonumber(ARGV[at]) do
   redis.call('ZREM', KEYS[4], ARGV[at + i])
   redis.call('HDEL', KEYS[5], ARGV[at + i])
 end
+note_activity(KEYS[6], ARGV[#ARGV], now)
 return {'ok', tostring(v + 1)}
 )lua";
 
 // KEYS: contact, history, shard phases, restraint, shard follow-ups due,
-// shard follow-ups pending. Returns 1 when anything existed. The contact's
-// pending follow-ups ("u:" fields: "<due>|<id>|<key>") go too.
+// shard follow-ups pending, shard activity index.
+// ARGV: 1 contact id, 2 cutoff ms or "".
+// Deletes every key of the contact, its pending follow-ups ("u:" fields:
+// "<due>|<id>|<key>"), its place in the phase counts and its activity
+// member. With a cutoff (retention) it first re-checks, atomically with the
+// deletion, that the contact's last activity is still before the cutoff.
+// Returns 1 when anything was deleted, 0 when nothing existed, 2 when the
+// contact was active at or after the cutoff (nothing is deleted).
 constexpr char kDeleteScript[] = R"lua(
+if ARGV[2] ~= '' then
+  local last = redis.call('ZSCORE', KEYS[7], ARGV[1])
+  if last and tonumber(last) >= tonumber(ARGV[2]) then return 2 end
+end
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   if string.sub(all[i], 1, 2) == 'u:' then
@@ -121,12 +144,18 @@ end
 local p = redis.call('HGET', KEYS[1], 'p')
 local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 if p then redis.call('HINCRBY', KEYS[3], p, -1) end
+redis.call('ZREM', KEYS[7], ARGV[1])
+-- Identity (a later issue): a contact's alias records are erased here, in
+-- this same script, so that neither DeleteContact nor retention can leave an
+-- alias pointing at an erased contact. They must live in the contact's
+-- shard slot (or be listed in its hash and erased by a script per slot).
 if n > 0 then return 1 end
 return 0
 )lua";
 
-// KEYS: restraint record. ARGV: 1 mode ("serve" or "outcome"), 2 now
-// (base 36), 3 now ms, 4 max touches, 5 record ttl ms.
+// KEYS: restraint record, shard activity index. ARGV: 1 mode ("serve" or
+// "outcome"), 2 now (base 36), 3 now ms, 4 max touches, 5 record ttl ms,
+// then the mode's arguments, then (last) the contact id.
 //   serve: 6 N, then N (channel, action) pairs; returns 1.
 //   outcome: 6 decision id, 7 kind (i c v d), 8 channel, 9 action, 10 outcome
 //     record ttl ms, 11 max outcome records, 12 prune every; returns 0 for a
@@ -162,6 +191,7 @@ else
                 tonumber(ARGV[11]), now)
 end
 redis.call('PEXPIRE', key, ARGV[5])
+note_activity(KEYS[2], ARGV[#ARGV], now)
 return result
 )lua";
 
@@ -273,10 +303,11 @@ bool DecodeEventRecord(const ruleset::Ruleset& rs, absl::string_view text,
 ContactStore::ContactStore(RedisClient* redis, int shards)
     : redis_(redis),
       shards_(shards),
-      commit_script_(absl::StrCat(kPruneLua, kCommitBody)),
+      commit_script_(absl::StrCat(kActivityLua, kPruneLua, kCommitBody)),
       commit_sha_(ScriptSha(commit_script_)),
       delete_sha_(ScriptSha(kDeleteScript)),
-      restraint_script_(absl::StrCat(kTouchLua, kPruneLua, kRestraintBody)),
+      restraint_script_(
+          absl::StrCat(kTouchLua, kActivityLua, kPruneLua, kRestraintBody)),
       restraint_sha_(ScriptSha(restraint_script_)),
       budget_sha_(ScriptSha(kBudgetScript)) {}
 
@@ -292,7 +323,12 @@ ContactKeys ContactStore::KeysFor(absl::string_view contact_id) const {
                      absl::StrCat(prefix, "phases"),
                      absl::StrCat(prefix, "q:", contact_id),
                      absl::StrCat(prefix, "fd"),
-                     absl::StrCat(prefix, "fp")};
+                     absl::StrCat(prefix, "fp"),
+                     absl::StrCat(prefix, "act")};
+}
+
+std::string ContactStore::ActivityKey(int shard) const {
+  return absl::StrFormat("tp:{s:%04d}:act", shard);
 }
 
 std::string ContactStore::BudgetKey(absl::string_view action_id,
@@ -357,7 +393,7 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
                                absl::Time deadline, Done<CommitResult> done) {
   ContactKeys keys = KeysFor(contact_id);
   std::vector<std::string> args;
-  args.reserve(14 + 2 * w.set_fields.size() + w.remove_fields.size());
+  args.reserve(15 + 2 * w.set_fields.size() + w.remove_fields.size());
   args.push_back(absl::StrCat(w.expected_version));
   args.push_back(EventField(w.event_id));
   args.push_back(EncodeEventRecord(*ruleset, w.record));
@@ -384,9 +420,10 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
   }
   args.push_back(absl::StrCat(w.cancel.size()));
   for (const std::string& id : w.cancel) args.push_back(id);
+  args.emplace_back(contact_id);
   RunScript(commit_script_, commit_sha_,
             {keys.contact, keys.history, keys.shard_phases, keys.followups_due,
-             keys.followups_pending},
+             keys.followups_pending, keys.activity},
             std::move(args), deadline,
             [ruleset = std::move(ruleset),
              done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
@@ -437,22 +474,6 @@ void ContactStore::ReadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
       });
 }
 
-void ContactStore::DeleteContact(absl::string_view contact_id,
-                                 absl::Time deadline, Done<bool> done) {
-  ContactKeys keys = KeysFor(contact_id);
-  RunScript(kDeleteScript, delete_sha_,
-            {keys.contact, keys.history, keys.shard_phases, keys.restraint,
-             keys.followups_due, keys.followups_pending},
-            {}, deadline,
-            [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-              if (!reply.ok()) return done(reply.status());
-              if (reply->type != RedisReply::Type::kInteger) {
-                return done(UnexpectedReply("delete script", *reply));
-              }
-              done(reply->integer == 1);
-            });
-}
-
 namespace {
 
 // Yields the integer reply of a script, or an error.
@@ -471,6 +492,57 @@ RedisClient::Callback IntegerReply(
 
 }  // namespace
 
+void ContactStore::RunDelete(absl::string_view contact_id,
+                             absl::string_view cutoff_ms, absl::Time deadline,
+                             Done<int64_t> done) {
+  ContactKeys keys = KeysFor(contact_id);
+  RunScript(kDeleteScript, delete_sha_,
+            {keys.contact, keys.history, keys.shard_phases, keys.restraint,
+             keys.followups_due, keys.followups_pending, keys.activity},
+            {std::string(contact_id), std::string(cutoff_ms)}, deadline,
+            IntegerReply("delete script", std::move(done)));
+}
+
+void ContactStore::DeleteContact(absl::string_view contact_id,
+                                 absl::Time deadline, Done<bool> done) {
+  RunDelete(contact_id, "", deadline,
+            [done = std::move(done)](absl::StatusOr<int64_t> n) mutable {
+              if (!n.ok()) return done(n.status());
+              done(*n == 1);
+            });
+}
+
+void ContactStore::EraseIfIdle(absl::string_view contact_id, absl::Time cutoff,
+                               absl::Time deadline, Done<Erasure> done) {
+  RunDelete(contact_id, absl::StrCat(MillisOf(cutoff)), deadline,
+            [done = std::move(done)](absl::StatusOr<int64_t> n) mutable {
+              if (!n.ok()) return done(n.status());
+              done(*n == 1   ? Erasure::kErased
+                   : *n == 2 ? Erasure::kActive
+                             : Erasure::kAbsent);
+            });
+}
+
+void ContactStore::FindIdle(int shard, absl::Time cutoff, int limit,
+                            absl::Time deadline,
+                            Done<std::vector<std::string>> done) {
+  // "(" excludes the cutoff itself: idle means last active strictly before.
+  redis_->Command(
+      {"ZRANGEBYSCORE", ActivityKey(shard), "-inf",
+       absl::StrCat("(", MillisOf(cutoff)), "LIMIT", "0", absl::StrCat(limit)},
+      deadline,
+      [done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        if (!reply.ok()) return done(reply.status());
+        if (reply->type != RedisReply::Type::kArray) {
+          return done(UnexpectedReply("ZRANGEBYSCORE", *reply));
+        }
+        std::vector<std::string> ids;
+        ids.reserve(reply->elements.size());
+        for (RedisReply& e : reply->elements) ids.push_back(std::move(e.str));
+        done(std::move(ids));
+      });
+}
+
 void ContactStore::RecordServed(absl::string_view contact_id,
                                 const std::vector<TouchWrite>& touches,
                                 absl::Time now, absl::Time deadline,
@@ -486,8 +558,10 @@ void ContactStore::RecordServed(absl::string_view contact_id,
     args.push_back(t.channel);
     args.push_back(t.action);
   }
+  args.emplace_back(contact_id);
+  ContactKeys keys = KeysFor(contact_id);
   RunScript(
-      restraint_script_, restraint_sha_, {KeysFor(contact_id).restraint},
+      restraint_script_, restraint_sha_, {keys.restraint, keys.activity},
       std::move(args), deadline,
       IntegerReply("restraint script",
                    [done = std::move(done)](absl::StatusOr<int64_t> n) mutable {
@@ -512,9 +586,11 @@ void ContactStore::RecordOutcome(absl::string_view contact_id,
       w.action,
       absl::StrCat(absl::ToInt64Milliseconds(w.record_ttl)),
       absl::StrCat(kMaxOutcomeRecords),
-      absl::StrCat(kPruneIdempotencyEvery)};
+      absl::StrCat(kPruneIdempotencyEvery),
+      std::string(contact_id)};
+  ContactKeys keys = KeysFor(contact_id);
   RunScript(
-      restraint_script_, restraint_sha_, {KeysFor(contact_id).restraint},
+      restraint_script_, restraint_sha_, {keys.restraint, keys.activity},
       std::move(args), deadline,
       IntegerReply("restraint script", [done = std::move(done)](
                                            absl::StatusOr<int64_t> n) mutable {

@@ -20,6 +20,9 @@
 //   tp:{s:0042}:q:<contact id>   hash: the contact's restraint record
 //                                (touches, dismissals, outcome records;
 //                                restraint_codec.h)
+//   tp:{s:0042}:act              sorted set: the shard's activity index,
+//                                contact id scored by its last activity
+//                                (Unix ms); see "Activity" below
 //   tp:{b:<action id>}:<window>  string: units of the action's global budget
 //                                leased in that budget window (window =
 //                                Unix ms / window length, or "all"); its
@@ -32,6 +35,16 @@
 // that checks the contact's version and applies everything (fields, history,
 // idempotency record, phase counts) or nothing. Scripts get `now` as an
 // argument.
+//
+// Activity (retention, issue 8): every script that writes a contact's data
+// on behalf of a request also raises the contact's score in its shard's
+// activity index to `now` (ZADD GT, so replicas with slightly different
+// clocks never move it back): the event commit, and the restraint script
+// (outcomes reported, and served touches recorded by a decision). Decisions
+// that write nothing, reads, and follow-ups firing are not activity. So every
+// contact id with a key has a member there, and the retention sweeper
+// (server/service/retention_sweeper.h) finds idle contacts per shard without
+// a scan of the keyspace. The member costs roughly 60-100 bytes a contact.
 //
 // Memory: a typical profile (10 attributes, 5 windowed counters, 10 history
 // entries, 20 remembered events) costs under 2 KB of Redis memory; keeping
@@ -95,6 +108,7 @@ struct ContactKeys {
   std::string restraint;
   std::string followups_due;      // followup_store.h
   std::string followups_pending;  // followup_store.h
+  std::string activity;           // the shard's activity index
 };
 
 // A follow-up to schedule (or re-arm: same id, new due time) in an event's
@@ -215,10 +229,27 @@ class ContactStore {
                    absl::string_view contact_id, absl::Time now,
                    absl::Time deadline, Done<StoredContactView> done);
 
-  // Deletes every key of the contact and its place in the phase counts,
-  // atomically. Yields whether anything existed.
+  // Deletes every key of the contact, its pending follow-ups, its place in
+  // the phase counts and its activity member, atomically. Yields whether
+  // anything existed.
   void DeleteContact(absl::string_view contact_id, absl::Time deadline,
                      Done<bool> done);
+
+  // Retention. Up to `limit` contacts of `shard` whose last activity is
+  // before `cutoff`, oldest first (one ZRANGEBYSCORE).
+  void FindIdle(int shard, absl::Time cutoff, int limit, absl::Time deadline,
+                Done<std::vector<std::string>> done);
+  enum class Erasure {
+    kErased,  // every key of the contact is gone
+    kActive,  // active at or after `cutoff` since it was found: kept
+    kAbsent,  // nothing was stored (any stale activity member is removed)
+  };
+  // DeleteContact, in the same script, if and only if the contact's last
+  // activity is still before `cutoff` when the script runs: a contact that
+  // became active after FindIdle saw it survives.
+  void EraseIfIdle(absl::string_view contact_id, absl::Time cutoff,
+                   absl::Time deadline, Done<Erasure> done);
+  std::string ActivityKey(int shard) const;
 
   // Records served touches (caps with count_on: served). One script; the
   // caller need not wait for it.
@@ -255,6 +286,11 @@ class ContactStore {
   RedisClient* redis() const { return redis_; }
 
  private:
+  // The delete script, unconditional (`cutoff_ms` "") or retention's; yields
+  // its integer reply.
+  void RunDelete(absl::string_view contact_id, absl::string_view cutoff_ms,
+                 absl::Time deadline, Done<int64_t> done);
+
   RedisClient* redis_;
   int shards_;
   std::string commit_script_;

@@ -259,6 +259,28 @@ TEST(Loader, MinimalRulesetLoads) {
   EXPECT_EQ(r->counters[0].bucket, absl::Hours(1));
 }
 
+// `retention` is optional; when set it is a duration of at least a day
+// (more cases in testdata/broken/retention_*.yaml).
+TEST(Loader, Retention) {
+  auto unset = MustLoad(kBase);
+  ASSERT_NE(unset, nullptr);
+  EXPECT_FALSE(unset->retention.has_value());
+
+  auto set = MustLoad(absl::StrCat(kBase, "retention: 400d\n"));
+  ASSERT_NE(set, nullptr);
+  EXPECT_EQ(set->retention, absl::Hours(24 * 400));
+
+  EXPECT_THAT(Errors(absl::StrCat(kBase, "retention: 400\n")),
+              ElementsAre("t.yaml:7:12: retention: invalid duration '400' "
+                          "(missing unit: ms, s, m, h, d or w)"));
+  EXPECT_THAT(Errors(absl::StrCat(kBase, "retention: [400d]\n")),
+              ElementsAre("t.yaml:7:12: retention: expected a duration such "
+                          "as 24h"));
+  EXPECT_THAT(Errors(absl::StrCat(kBase, "retention: 12h\n")),
+              ElementsAre("t.yaml:7:12: retention: must be at least 24h "
+                          "(found '12h')"));
+}
+
 TEST(Loader, ReportsEveryErrorNotJustTheFirst) {
   std::string text = absl::StrCat(kBase, R"(actions:
   - {id: a, kind: offer, placements: [web.hero], priorty: 1}
