@@ -36,6 +36,11 @@ namespace tappa::ruleset {
 
 // Touches kept per contact for windowed caps (the newest first).
 inline constexpr int kMaxTouches = static_cast<int>(kMaxWindowedCap);
+// Fire times kept per follow-up rule and contact (the newest first), for the
+// rules' limits. Defined here, with kMaxTouches, so that pure code (merging
+// two records) and the store (server/store/followup_store.h) keep the same
+// bound.
+inline constexpr int kMaxFiredTimes = 128;
 
 struct Touch {
   absl::Time at;
@@ -62,7 +67,7 @@ struct ContactRestraint {
   absl::flat_hash_map<int, absl::Time> action_dismissed;
   absl::flat_hash_map<int, absl::Time> channel_dismissed;
   // When each follow-up rule (by id) last fired for the contact, newest
-  // first (for the rules' limits).
+  // first, at most kMaxFiredTimes per rule (for the rules' limits).
   absl::flat_hash_map<std::string, std::vector<absl::Time>> followups_fired;
 };
 

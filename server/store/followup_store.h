@@ -32,14 +32,15 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "rules/ruleset/policy.h"
 #include "server/store/contact_store.h"
 
 namespace tappa::server {
 
 inline constexpr int64_t kMaxUngroupedStreamEntries = 100'000;
 // How many fired times per rule and contact are remembered (for rule
-// limits).
-inline constexpr int kMaxFiredTimes = 128;
+// limits): the rule engine's bound, so that merged records keep the same.
+inline constexpr int kMaxFiredTimes = ruleset::kMaxFiredTimes;
 
 // What the shard's pending hash holds about a follow-up.
 struct FollowUpPayload {
