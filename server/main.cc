@@ -511,7 +511,8 @@ int Run() {
   // Replicas start at different shards so their passes spread.
   sweep_options.first_shard =
       static_cast<int>(std::random_device()() % static_cast<unsigned>(shards));
-  RetentionSweeper sweeper(&store, &clock, &metrics, &audit, sweep_options);
+  RetentionSweeper sweeper(&store, &identity_store, &clock, &metrics, &audit,
+                           sweep_options);
   std::thread retention_loop([&] {
     const absl::Duration every = absl::GetFlag(FLAGS_retention_sweep_every);
     while (!stop.WaitForNotificationWithTimeout(every)) {

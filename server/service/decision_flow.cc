@@ -173,10 +173,51 @@ void AnswerDegraded(const Runtime& runtime, const Decision& d,
   runtime.metrics->RecordDecision(placement, where.fallback_action);
 }
 
+namespace {
+void LoadAndDecide(const Runtime& runtime, std::shared_ptr<Decision> d,
+                   absl::Time read_deadline, absl::Time deadline,
+                   NextBestActionResponse* response, DecisionDone finish);
+}  // namespace
+
 void DecideNextBestAction(const Runtime& runtime, std::shared_ptr<Decision> d,
                           absl::Time read_deadline, absl::Time deadline,
                           NextBestActionResponse* response,
                           DecisionDone finish) {
+  if (!AliasNamespace(d->contact_id).empty()) {
+    // Named by an alias: resolved first (one more round trip unless
+    // cached), within the read's time; the decision is the contact's.
+    const std::string alias = d->contact_id;
+    ResolveContact(
+        runtime, "contact_id", alias, read_deadline,
+        [&runtime, d, read_deadline, deadline, response,
+         finish](absl::StatusOr<std::string> contact) mutable {
+          if (!contact.ok()) {
+            if (contact.status().code() == absl::StatusCode::kInvalidArgument) {
+              return finish(contact.status());
+            }
+            AnswerDegraded(
+                runtime, *d,
+                contact.status().code() == absl::StatusCode::kDeadlineExceeded
+                    ? DegradedReason::kStoreTimeout
+                    : DegradedReason::kStoreUnavailable,
+                response);
+            return finish(absl::OkStatus());
+          }
+          d->contact_id = *std::move(contact);
+          response->set_contact_id(d->contact_id);
+          LoadAndDecide(runtime, std::move(d), read_deadline, deadline,
+                        response, std::move(finish));
+        });
+    return;
+  }
+  LoadAndDecide(runtime, std::move(d), read_deadline, deadline, response,
+                std::move(finish));
+}
+
+namespace {
+void LoadAndDecide(const Runtime& runtime, std::shared_ptr<Decision> d,
+                   absl::Time read_deadline, absl::Time deadline,
+                   NextBestActionResponse* response, DecisionDone finish) {
   const std::string contact_id = d->contact_id;
   runtime.store->LoadContact(
       d->serving->ruleset, contact_id, d->now, read_deadline,
@@ -201,5 +242,7 @@ void DecideNextBestAction(const Runtime& runtime, std::shared_ptr<Decision> d,
         DecideAndAnswer(runtime, d, deadline, response, finish);
       });
 }
+
+}  // namespace
 
 }  // namespace tappa::server

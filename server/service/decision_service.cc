@@ -307,22 +307,31 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
     return reactor;
   }
   auto admitted_answer = [answer, slot]() { answer(); };
-  runtime_.store->LoadContact(
-      d->serving->ruleset, request->contact_id(), d->now, deadline,
-      [d, contact_json = std::move(contact_json), answer = admitted_answer,
-       finish](absl::StatusOr<DecodedContact> loaded) {
-        if (!loaded.ok()) {
-          return finish(absl::UnavailableError(absl::StrCat(
-              "cannot read the contact: ", loaded.status().message())));
-        }
-        d->contact = std::move(loaded->snapshot);
-        d->restraint = std::move(loaded->restraint);
-        if (!contact_json.is_null()) {
-          absl::Status s = ruleset::ApplyContactOverrides(
-              *d->serving->ruleset, contact_json, d->now, &d->contact);
-          if (!s.ok()) return finish(s);
-        }
-        answer();
+  ResolveContact(
+      runtime_, "contact_id", request->contact_id(), deadline,
+      [this, d, deadline, contact_json = std::move(contact_json),
+       answer = admitted_answer,
+       finish](absl::StatusOr<std::string> contact) mutable {
+        if (!contact.ok()) return finish(contact.status());
+        d->contact_id = *contact;
+        runtime_.store->LoadContact(
+            d->serving->ruleset, *contact, d->now, deadline,
+            [d, contact_json = std::move(contact_json),
+             answer = std::move(answer),
+             finish](absl::StatusOr<DecodedContact> loaded) {
+              if (!loaded.ok()) {
+                return finish(absl::UnavailableError(absl::StrCat(
+                    "cannot read the contact: ", loaded.status().message())));
+              }
+              d->contact = std::move(loaded->snapshot);
+              d->restraint = std::move(loaded->restraint);
+              if (!contact_json.is_null()) {
+                absl::Status s = ruleset::ApplyContactOverrides(
+                    *d->serving->ruleset, contact_json, d->now, &d->contact);
+                if (!s.ok()) return finish(s);
+              }
+              answer();
+            });
       });
   return reactor;
 }

@@ -1,6 +1,7 @@
 #include "server/service/identity_resolver.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -67,12 +68,20 @@ void IdentityResolver::Resolve(
     absl::AnyInvocable<void(absl::StatusOr<std::string>)> done) {
   if (AliasNamespace(id).empty()) return done(std::string(id));
   if (ttl_ > absl::ZeroDuration()) {
-    absl::MutexLock lock(&mu_);
-    auto it = cache_.find(id);
-    if (it != cache_.end()) {
-      if (it->second.expires > absl::Now()) return done(it->second.contact);
-      cache_.erase(it);
+    std::optional<std::string> cached;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = cache_.find(id);
+      if (it != cache_.end()) {
+        if (it->second.expires > absl::Now()) {
+          cached = it->second.contact;
+        } else {
+          cache_.erase(it);
+        }
+      }
     }
+    // `done` runs without the lock: it may call back into the resolver.
+    if (cached.has_value()) return done(*std::move(cached));
   }
   store_->Lookup(id, deadline,
                  [this, alias = std::string(id), done = std::move(done)](

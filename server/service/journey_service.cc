@@ -369,8 +369,8 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
 // each link before the next), then finishes the call.
 struct JourneyServiceImpl::LinkCall {
   Runtime runtime;
-  grpc::ServerUnaryReactor* reactor;
-  tappa::v1::LinkIdentitiesResponse* response;
+  grpc::ServerUnaryReactor* reactor = nullptr;
+  tappa::v1::LinkIdentitiesResponse* response = nullptr;
   absl::Time start;
   absl::Time deadline;
   std::shared_ptr<Admission::Slot> slot;
@@ -480,9 +480,14 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::LinkIdentities(
     FinishCall(reactor, metrics, Method::kLinkIdentities, start, status);
     return reactor;
   }
-  auto call = std::make_shared<LinkCall>(
-      LinkCall{runtime_, reactor, response, start, deadline, std::move(slot),
-               *std::move(caller)});
+  auto call = std::make_shared<LinkCall>();
+  call->runtime = runtime_;
+  call->reactor = reactor;
+  call->response = response;
+  call->start = start;
+  call->deadline = deadline;
+  call->slot = std::move(slot);
+  call->caller = *std::move(caller);
   for (const std::string& id : request->identities()) {
     if (std::find(call->identities.begin(), call->identities.end(), id) ==
         call->identities.end()) {

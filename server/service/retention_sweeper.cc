@@ -31,10 +31,13 @@ struct RetentionSweeper::PassState {
   absl::AnyInvocable<void(absl::StatusOr<Pass>)> done;
 };
 
-RetentionSweeper::RetentionSweeper(ContactStore* store, const Clock* clock,
-                                   Metrics* metrics, AuditLog* audit,
+RetentionSweeper::RetentionSweeper(ContactStore* store,
+                                   IdentityStore* identities,
+                                   const Clock* clock, Metrics* metrics,
+                                   AuditLog* audit,
                                    RetentionSweepOptions options)
     : store_(store),
+      identities_(identities),
       clock_(clock),
       metrics_(metrics),
       audit_(audit),
@@ -103,6 +106,22 @@ void RetentionSweeper::EraseNext(std::shared_ptr<PassState> state) {
     return NextShard(std::move(state));
   }
   const std::string& id = state->idle[state->next++];
+  if (identities_ != nullptr) {
+    identities_->EraseAliases(id, state->deadline,
+                              [this, state, id](absl::StatusOr<int> erased) {
+                                if (!erased.ok()) {
+                                  auto done = std::move(state->done);
+                                  return done(erased.status());
+                                }
+                                EraseContact(state, id);
+                              });
+    return;
+  }
+  EraseContact(state, id);
+}
+
+void RetentionSweeper::EraseContact(std::shared_ptr<PassState> state,
+                                    const std::string& id) {
   store_->EraseIfIdle(
       id, state->cutoff, state->deadline,
       [this, state, id](absl::StatusOr<ContactStore::Erasure> erased) {

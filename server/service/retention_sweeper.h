@@ -15,6 +15,12 @@
 // other, and a contact active between the look-up and its erasure survives.
 // A shard with more idle contacts than that is caught up on later visits.
 //
+// The contact's aliases (identity_store.h) are erased just before the
+// contact itself: a contact that turns active in between keeps its data
+// but loses its links (they come back with the next link or identify
+// event); the other order could leave alias records naming an erased
+// contact if the second step failed.
+//
 // Correctness never depends on Redis key expiry: contact keys carry no TTL
 // (the restraint record's own TTL only frees memory sooner).
 //
@@ -39,6 +45,7 @@
 #include "server/metrics/metrics.h"
 #include "server/service/runtime.h"
 #include "server/store/contact_store.h"
+#include "server/store/identity_store.h"
 
 namespace tappa::server {
 
@@ -69,12 +76,14 @@ class RetentionSweeper {
     bool backlog = false;
   };
 
-  // All must outlive the sweeper; `audit` may be null (no audit lines).
+  // All must outlive the sweeper; `audit` may be null (no audit lines),
+  // `identities` too (no aliases to erase).
   // Each erasure is counted (tappa_contacts_erased_total{reason=
   // "retention"}) and audited: method "Retention", key "retention", the
   // contact id as target, the period as detail.
-  RetentionSweeper(ContactStore* store, const Clock* clock, Metrics* metrics,
-                   AuditLog* audit, RetentionSweepOptions options);
+  RetentionSweeper(ContactStore* store, IdentityStore* identities,
+                   const Clock* clock, Metrics* metrics, AuditLog* audit,
+                   RetentionSweepOptions options);
 
   // One bounded pass (see the top of this file): erases the contacts whose
   // last activity is more than `retention` before clock->Now(). A
@@ -89,8 +98,10 @@ class RetentionSweeper {
   struct PassState;
   void NextShard(std::shared_ptr<PassState> state);
   void EraseNext(std::shared_ptr<PassState> state);
+  void EraseContact(std::shared_ptr<PassState> state, const std::string& id);
 
   ContactStore* store_;
+  IdentityStore* identities_;
   const Clock* clock_;
   Metrics* metrics_;
   AuditLog* audit_;

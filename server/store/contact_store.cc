@@ -145,10 +145,8 @@ local p = redis.call('HGET', KEYS[1], 'p')
 local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 if p then redis.call('HINCRBY', KEYS[3], p, -1) end
 redis.call('ZREM', KEYS[7], ARGV[1])
--- Identity (a later issue): a contact's alias records are erased here, in
--- this same script, so that neither DeleteContact nor retention can leave an
--- alias pointing at an erased contact. They must live in the contact's
--- shard slot (or be listed in its hash and erased by a script per slot).
+-- The contact's aliases live in other shards: DeleteContact and retention
+-- erase them first (IdentityStore::EraseAliases), then run this script.
 if n > 0 then return 1 end
 return 0
 )lua";

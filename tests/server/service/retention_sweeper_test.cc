@@ -319,7 +319,8 @@ TEST_F(RetentionTest, ErasesExactlyTheIdleContacts) {
   options.shards_per_pass = 3;  // not a divisor of 8: passes wrap around
   options.contacts_per_shard = 2;
   options.first_shard = 5;
-  RetentionSweeper sweeper(store_.get(), &clock_, &metrics_, &audit_, options);
+  RetentionSweeper sweeper(store_.get(), nullptr, &clock_, &metrics_, &audit_,
+                           options);
   RetentionSweeper::Pass total = SweepToCompletion(sweeper, retention, options);
   EXPECT_EQ(total.erased, static_cast<int>(idle.size()));
   EXPECT_EQ(Erased("retention"), static_cast<double>(idle.size()));
@@ -450,7 +451,8 @@ TEST_F(RetentionTest, NoRetentionErasesNothing) {
   Track("kept", "view");
   clock_.Set(t0_ + absl::Hours(24 * 3650));
   std::map<std::string, std::string> before = DumpAll();
-  RetentionSweeper sweeper(store_.get(), &clock_, &metrics_, &audit_, {});
+  RetentionSweeper sweeper(store_.get(), nullptr, &clock_, &metrics_, &audit_,
+                           {});
   for (absl::Duration retention :
        {absl::InfiniteDuration(), absl::ZeroDuration(), -absl::Hours(1)}) {
     absl::Notification done;
