@@ -37,12 +37,14 @@
 #include "server/service/followup_firer.h"
 #include "server/service/followup_service.h"
 #include "server/service/journey_service.h"
+#include "server/service/profile_merger.h"
 #include "server/service/retention_sweeper.h"
 #include "server/service/ruleset_reloader.h"
 #include "server/service/runtime.h"
 #include "server/store/contact_store.h"
 #include "server/store/followup_store.h"
 #include "server/store/identity_store.h"
+#include "server/store/merge_store.h"
 
 ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051",
           "Address for the gRPC API (host:port). Beyond loopback the server "
@@ -70,6 +72,15 @@ ABSL_FLAG(absl::Duration, alias_cache_ttl, absl::Seconds(5),
           "How long this server remembers which contact an alias names "
           "(saving a Redis round trip): the bound on how long a link made "
           "through another replica may go unseen here. 0: no cache.");
+ABSL_FLAG(absl::Duration, merge_sweep_every, absl::Seconds(5),
+          "How often the server looks for profile merges a crash left half "
+          "done and finishes them.");
+ABSL_FLAG(absl::Duration, merge_stall, absl::Seconds(10),
+          "A merge begun this long ago and not finished is taken over by the "
+          "sweep (any replica).");
+ABSL_FLAG(int, test_merge_crash_after_step, 0,
+          "For tests only: exit right after step 1-3 of a profile merge, to "
+          "show that merges resume.");
 ABSL_FLAG(double, contact_events_per_second, 20,
           "Each contact's event rate limit (a token bucket kept with the "
           "contact, exact across replicas); events beyond it are refused "
@@ -340,6 +351,7 @@ int Run() {
   IdentityStore identity_store(&store);
   IdentityResolver identities(&identity_store,
                               absl::GetFlag(FLAGS_alias_cache_ttl));
+  MergeStore merge_store(&store, &identity_store);
   BudgetLeases budgets(&store);
   Admission admission(absl::GetFlag(FLAGS_max_inflight));
   PosteriorCache posteriors(redis->get());
@@ -373,6 +385,9 @@ int Run() {
       TokenBucket(absl::GetFlag(FLAGS_contact_events_per_second),
                   absl::GetFlag(FLAGS_contact_event_burst));
 
+  ProfileMerger merger(runtime, &merge_store,
+                       absl::GetFlag(FLAGS_test_merge_crash_after_step));
+  runtime.merger = &merger;
   JourneyServiceImpl journey(runtime);
   DecisionServiceImpl decision(runtime);
   FollowUpServiceImpl followup_service(runtime, &followups);
@@ -463,6 +478,26 @@ int Run() {
                        [&](absl::StatusOr<bool>) { trimmed.Notify(); });
         trimmed.WaitForNotification();
       }
+    }
+  });
+
+  // Profile merges a crash left half done: finished by whichever replica
+  // finds them first (every step is idempotent).
+  std::thread merge_sweep([&] {
+    const absl::Duration every = absl::GetFlag(FLAGS_merge_sweep_every);
+    const absl::Duration stall = absl::GetFlag(FLAGS_merge_stall);
+    while (!stop.WaitForNotificationWithTimeout(every)) {
+      absl::Notification swept;
+      merger.Sweep(stall, 10, absl::Now() + absl::Seconds(30),
+                   [&](absl::StatusOr<int> finished) {
+                     if (finished.ok() && *finished > 0) {
+                       std::cerr << "tappa-server: finished " << *finished
+                                 << " interrupted profile merge(s)"
+                                 << std::endl;
+                     }
+                     swept.Notify();
+                   });
+      swept.WaitForNotification();
     }
   });
 
@@ -588,6 +623,7 @@ int Run() {
   background.join();
   posterior_refresh.join();
   rules_watch.join();
+  merge_sweep.join();
   followup_loop.join();
   retention_loop.join();
   redis->reset();

@@ -271,7 +271,8 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                             "postponed",         "dropped_consent",
                             "dropped_cap",       "dropped_limit",
                             "dropped_no_action", "dropped_rule_removed",
-                            "delivered",         "sent",
+                            "dropped_merged",    "delivered",
+                            "sent",
                             "redelivered",       "acknowledged"};
   for (size_t i = 0; i < followups_.size(); ++i) {
     followups_[i] = &followups->Add({{"outcome", outcomes[i]}});

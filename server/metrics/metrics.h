@@ -96,6 +96,8 @@ enum class FollowUpOutcome : uint8_t {
   kDroppedLimit,     // the rule's per-contact limit is reached
   kDroppedNoAction,  // the placement had no eligible action
   kDroppedRule,      // the rule is gone from the ruleset
+  kDroppedMerged,    // the contact was merged away (its copy lives on the
+                     // surviving contact)
   kDelivered,        // appended to the delivery stream
   kSent,             // handed to a gRPC consumer
   kRedelivered,      // handed again (unacknowledged, or a reconnect)

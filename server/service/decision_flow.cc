@@ -221,8 +221,8 @@ void LoadAndDecide(const Runtime& runtime, std::shared_ptr<Decision> d,
   const std::string contact_id = d->contact_id;
   runtime.store->LoadContact(
       d->serving->ruleset, contact_id, d->now, read_deadline,
-      [&runtime, d, response, finish,
-       deadline](absl::StatusOr<DecodedContact> loaded) {
+      [&runtime, d, response, finish, read_deadline,
+       deadline](absl::StatusOr<DecodedContact> loaded) mutable {
         const ruleset::Ruleset& rs = *d->serving->ruleset;
         if (!loaded.ok()) {
           AnswerDegraded(
@@ -232,6 +232,14 @@ void LoadAndDecide(const Runtime& runtime, std::shared_ptr<Decision> d,
                   : DegradedReason::kStoreUnavailable,
               response);
           return finish(absl::OkStatus());
+        }
+        if (!loaded->merged_into.empty() && d->redirects < 3) {
+          // Merged into another contact: decide for that one.
+          ++d->redirects;
+          d->contact_id = loaded->merged_into;
+          response->set_contact_id(d->contact_id);
+          return LoadAndDecide(runtime, std::move(d), read_deadline, deadline,
+                               response, std::move(finish));
         }
         if (loaded->phase_unknown) runtime.metrics->RecordUnknownPhase();
         d->contact = std::move(loaded->snapshot);

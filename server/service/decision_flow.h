@@ -75,6 +75,7 @@ struct Decision {
   uint64_t seed = 0;
   std::vector<int> exhausted;  // actions whose budget is spent
   std::vector<int> reserved;   // actions holding a leased unit for this call
+  int redirects = 0;           // merged contacts followed while reading
 };
 
 // The pure decision over what `d` holds (no I/O).

@@ -83,6 +83,10 @@ struct EventProcessor::Operation {
   absl::Time receive_time;
   absl::Time event_time;
   int attempts = 0;
+  // The contact this operation holds in the sequencer (the id it was
+  // first applied to; a merge may redirect it to another).
+  std::string sequenced_on;
+  int redirects = 0;
   Done done;
 };
 
@@ -135,6 +139,7 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   op->done = std::move(done);
   const std::string& given = request.contact_id();
   if (AliasNamespace(given).empty()) {
+    op->sequenced_on = given;
     sequencer_.Run(given, [this, op]() mutable { Attempt(std::move(op)); });
     return;
   }
@@ -150,6 +155,7 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
             done(contact.status());
           } else {
             op->request.set_contact_id(*contact);
+            op->sequenced_on = *contact;
             sequencer_.Run(*contact,
                            [this, op]() mutable { Attempt(std::move(op)); });
           }
@@ -182,6 +188,13 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         if (read->duplicate_of.has_value()) {
           FillDuplicate(*read->duplicate_of, &response);
           return Finish(std::move(op), std::move(response));
+        }
+        // Merged (or being merged) into another contact: the event is that
+        // contact's; the merged profile is frozen and counts nothing new.
+        if (!read->contact.merged_into.empty() && op->redirects < 3) {
+          ++op->redirects;
+          op->request.set_contact_id(read->contact.merged_into);
+          return Attempt(std::move(op));
         }
 
         DecodedContact& stored = read->contact;
@@ -293,7 +306,7 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
 void EventProcessor::Finish(std::shared_ptr<Operation> op,
                             absl::StatusOr<TrackEventResponse> result) {
   Done done = std::move(op->done);
-  std::string contact = op->request.contact_id();
+  std::string contact = op->sequenced_on;
   op.reset();
   done(std::move(result));
   sequencer_.Done(contact);

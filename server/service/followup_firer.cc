@@ -148,6 +148,21 @@ void FollowUpFirer::RunOnce(
               [this, serving, item, rule, now, deadline,
                finish_one](absl::StatusOr<DecodedContact> contact) {
                 if (!contact.ok()) return finish_one(false);
+                if (!contact->merged_into.empty()) {
+                  // Merging: the merge moved a copy of this follow-up to
+                  // the surviving contact and removes this one.
+                  FollowUpStore::Fire drop;
+                  store_->Resolve(
+                      *item, drop, now, deadline,
+                      [this, finish_one](absl::StatusOr<bool> acted) {
+                        if (acted.ok() && *acted) {
+                          runtime_.metrics->RecordFollowUps(
+                              FollowUpOutcome::kDroppedMerged);
+                        }
+                        finish_one(false);
+                      });
+                  return;
+                }
                 const ruleset::Ruleset& rs = *serving->ruleset;
                 const ruleset::FollowUp& fu = rs.follow_ups[rule];
                 Verdict v = Judge(*serving, fu, *item, *contact, now);

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "server/service/profile_merger.h"
 #include "server/service/status_util.h"
 #include "server/service/validation.h"
 
@@ -211,6 +212,37 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
   return reactor;
 }
 
+void JourneyServiceImpl::ReadFollowingMerges(
+    std::shared_ptr<const ServingRuleset> serving, std::string id,
+    absl::Time now, absl::Time deadline, int hops,
+    absl::AnyInvocable<void(absl::StatusOr<StoredContactView>)> done) {
+  runtime_.store->ReadContact(
+      serving->ruleset, id, now, deadline,
+      [this, serving, now, deadline, hops,
+       done = std::move(done)](absl::StatusOr<StoredContactView> view) mutable {
+        if (view.ok() && !view->contact.merged_into.empty() && hops < 3) {
+          return ReadFollowingMerges(serving, view->contact.merged_into, now,
+                                     deadline, hops + 1, std::move(done));
+        }
+        done(std::move(view));
+      });
+}
+
+void JourneyServiceImpl::FollowMerges(
+    std::string id, absl::Time deadline, int hops,
+    absl::AnyInvocable<void(absl::StatusOr<std::string>)> done) {
+  runtime_.store->redis()->Command(
+      {"HGET", runtime_.store->KeysFor(id).contact, "mi"}, deadline,
+      [this, id, deadline, hops,
+       done = std::move(done)](absl::StatusOr<RedisReply> into) mutable {
+        if (!into.ok()) return done(into.status());
+        if (into->type != RedisReply::Type::kString || hops >= 3) {
+          return done(std::move(id));
+        }
+        FollowMerges(std::move(into->str), deadline, hops + 1, std::move(done));
+      });
+}
+
 grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
     grpc::CallbackServerContext* context,
     const tappa::v1::GetContactRequest* request,
@@ -255,14 +287,15 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
           return FinishCall(reactor, metrics, Method::kGetContact, start,
                             contact.status());
         }
-        runtime_.store->ReadContact(
-            serving->ruleset, *contact, now, deadline,
-            [this, serving, reactor, response, metrics, start, slot, deadline,
-             id = *contact](absl::StatusOr<StoredContactView> view) {
+        ReadFollowingMerges(
+            serving, *contact, now, deadline, 0,
+            [this, serving, reactor, response, metrics, start, slot,
+             deadline](absl::StatusOr<StoredContactView> view) {
               if (!view.ok()) {
                 return FinishCall(reactor, metrics, Method::kGetContact, start,
                                   view.status());
               }
+              const std::string id = view->contact.snapshot.id;
               if (!view->contact.exists) {
                 return FinishCall(
                     reactor, metrics, Method::kGetContact, start,
@@ -344,22 +377,31 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
       [this, deadline, finish,
        given = request->contact_id()](absl::StatusOr<std::string> contact) {
         if (!contact.ok()) return (*finish)(given, contact.status());
-        auto erase_contact = [this, deadline, finish,
-                              id = *contact](int aliases_erased) {
-          runtime_.store->DeleteContact(
-              id, deadline,
-              [id, aliases_erased, finish](absl::StatusOr<bool> existed) {
-                if (existed.ok() && aliases_erased > 0) existed = true;
-                (*finish)(id, existed);
-              });
-        };
-        if (runtime_.identity_store == nullptr) return erase_contact(0);
-        if (runtime_.identities != nullptr) runtime_.identities->Forget(given);
-        runtime_.identity_store->EraseAliases(
-            *contact, deadline,
-            [finish, erase_contact, id = *contact](absl::StatusOr<int> erased) {
-              if (!erased.ok()) return (*finish)(id, erased.status());
-              erase_contact(*erased);
+        // A merged contact's id names the survivor: erase the person.
+        FollowMerges(
+            *contact, deadline, 0,
+            [this, deadline, finish,
+             given](absl::StatusOr<std::string> contact) {
+              if (!contact.ok()) return (*finish)(given, contact.status());
+              auto erase_contact = [this, deadline, finish,
+                                    id = *contact](int aliases_erased) {
+                runtime_.store->DeleteContact(
+                    id, deadline,
+                    [id, aliases_erased, finish](absl::StatusOr<bool> existed) {
+                      if (existed.ok() && aliases_erased > 0) existed = true;
+                      (*finish)(id, existed);
+                    });
+              };
+              if (runtime_.identity_store == nullptr) return erase_contact(0);
+              if (runtime_.identities != nullptr)
+                runtime_.identities->Forget(given);
+              runtime_.identity_store->EraseAliases(
+                  *contact, deadline,
+                  [finish, erase_contact,
+                   id = *contact](absl::StatusOr<int> erased) {
+                    if (!erased.ok()) return (*finish)(id, erased.status());
+                    erase_contact(*erased);
+                  });
             });
       });
   return reactor;
@@ -378,6 +420,58 @@ struct JourneyServiceImpl::LinkCall {
   std::string contact;
   std::vector<std::string> identities;
   size_t next = 0;
+  // The identity whose owner was merged into the contact, then linked again.
+  size_t merged_at = static_cast<size_t>(-1);
+
+  // The identity `i` names `owner`, another contact: both profiles are one
+  // person's, so `owner` is merged into the call's contact (if their
+  // aliases together fit the limit), then the identity is linked again.
+  static void MergeThenRelink(std::shared_ptr<LinkCall> call, size_t i,
+                              std::string owner) {
+    if (call->runtime.merger == nullptr || call->merged_at == i) {
+      return call->Finish(absl::FailedPreconditionError(
+          absl::StrCat("identities[", i, "]: already names the contact ", owner,
+                       ", and profiles cannot be merged here")));
+    }
+    IdentityStore* store = call->runtime.identity_store;
+    store->Aliases(
+        call->contact, call->deadline,
+        [call, i, owner,
+         store](absl::StatusOr<std::vector<std::string>> mine) mutable {
+          if (!mine.ok()) return call->Finish(mine.status());
+          const size_t have = mine->size();
+          store->Aliases(
+              owner, call->deadline,
+              [call, i, owner,
+               have](absl::StatusOr<std::vector<std::string>> theirs) mutable {
+                if (!theirs.ok()) return call->Finish(theirs.status());
+                const AliasLimits limits;
+                if (have + theirs->size() + 1 >
+                    static_cast<size_t>(limits.per_contact)) {
+                  call->runtime.metrics->RecordIdentityLink(
+                      IdentityLinkResult::kOverContactLimit);
+                  return call->Finish(
+                      absl::FailedPreconditionError(absl::StrCat(
+                          "identities[", i, "]: names the contact ", owner,
+                          "; merged, the two would have more "
+                          "aliases than a contact may have (",
+                          limits.per_contact, ")")));
+                }
+                call->runtime.merger->Merge(
+                    call->contact, owner, call->deadline,
+                    [call, i, owner](absl::Status merged) mutable {
+                      Audit(call->runtime, "MergeContacts", call->caller,
+                            call->contact, merged,
+                            absl::StrCat("absorbed ", owner));
+                      if (!merged.ok()) return call->Finish(merged);
+                      call->response->add_merged_contacts(owner);
+                      call->merged_at = i;
+                      call->next = i;  // link the identity again
+                      Step(std::move(call));
+                    });
+              });
+        });
+  }
 
   void Finish(const absl::Status& status) {
     Audit(runtime, "LinkIdentities", caller, contact, status,
@@ -414,14 +508,16 @@ struct JourneyServiceImpl::LinkCall {
               return Step(std::move(call));
             case Outcome::kAlreadyLinked:
               metrics->RecordIdentityLink(IdentityLinkResult::kAlreadyLinked);
-              call->response->add_already_linked(alias);
+              // An identity this call merged over is one it linked.
+              if (call->merged_at == i) {
+                call->response->add_linked(alias);
+              } else {
+                call->response->add_already_linked(alias);
+              }
               return Step(std::move(call));
             case Outcome::kOwnedByOther:
               metrics->RecordIdentityLink(IdentityLinkResult::kOwnedByOther);
-              return call->Finish(absl::FailedPreconditionError(absl::StrCat(
-                  "identities[", i, "]: already names the contact ",
-                  result->owner,
-                  "; merging two existing profiles is not in this version")));
+              return MergeThenRelink(std::move(call), i, result->owner);
             case Outcome::kOverContactLimit:
               metrics->RecordIdentityLink(
                   IdentityLinkResult::kOverContactLimit);

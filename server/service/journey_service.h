@@ -42,6 +42,15 @@ class JourneyServiceImpl final
  private:
   struct LinkCall;
 
+  // Reads `id`, following merges (at most 3 hops) to the surviving contact.
+  void ReadFollowingMerges(
+      std::shared_ptr<const ServingRuleset> serving, std::string id,
+      absl::Time now, absl::Time deadline, int hops,
+      absl::AnyInvocable<void(absl::StatusOr<StoredContactView>)> done);
+  // The contact `id` names once merges are followed (at most 3 hops).
+  void FollowMerges(std::string id, absl::Time deadline, int hops,
+                    absl::AnyInvocable<void(absl::StatusOr<std::string>)> done);
+
   Runtime runtime_;
   EventProcessor events_;
 };

@@ -26,6 +26,8 @@
 
 namespace tappa::server {
 
+class ProfileMerger;  // profile_merger.h
+
 // Time is injected so tests and tools can control it.
 class Clock {
  public:
@@ -109,6 +111,9 @@ struct Runtime {
   // are taken as they come.
   IdentityStore* identity_store = nullptr;
   IdentityResolver* identities = nullptr;
+  // Merges two contacts' profiles when an identity links them
+  // (profile_merger.h); null = such links are refused.
+  ProfileMerger* merger = nullptr;
   // Who may call what; null = open (every call allowed).
   const Authorizer* authorizer = nullptr;
   // Audit lines (audit_log.h); null = none.

@@ -145,6 +145,8 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
       }
     } else if (field == "r") {
       out.event_rate_state = value;
+    } else if (field == "mi") {
+      out.merged_into = value;
     } else if (field == "ps") {
       ParseMillis(value, &c.phase_since);
     } else if (field == "fs") {
@@ -247,7 +249,9 @@ FieldMap EncodeContact(const ruleset::Ruleset& rs, const ContactSnapshot& c) {
         -1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   for (const auto& [channel, given] : c.consents) {
-    f[absl::StrCat("k:", channel)] = given ? "1" : "0";
+    // One character assigned with its length: GCC 12 warns (-Wrestrict,
+    // a known false positive) on assigning the ternary's char pointer.
+    f[absl::StrCat("k:", channel)].assign(1, given ? '1' : '0');
   }
   auto cx = [&f](absl::string_view metric,
                  const std::optional<ruleset::CxScore>& s) {

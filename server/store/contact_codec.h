@@ -80,6 +80,9 @@ struct DecodedContact {
   // token_bucket.h EncodeBucketState), written with each accepted event
   // when a contact event rate is configured.
   std::string event_rate_state;
+  // Field "mi": the contact is being merged, or was merged, into this one
+  // (merge_store.h); requests naming it are redirected there.
+  std::string merged_into;
   ruleset::ContactSnapshot snapshot;
 };
 

@@ -46,15 +46,19 @@ if owner == ARGV[1] then return '' end
 return owner
 )lua";
 
-// KEYS: alias records. ARGV[1] the contact. Deletes the records that still
-// name the contact; yields how many.
+// KEYS: an alias record, and the hash of a contact whose canonical id is
+// the alias (same shard). ARGV[1] the contact. Deletes the record if it
+// still names the contact, and the hash if it is the tombstone of a contact
+// merged into it (merge_store.h); yields 1 when a record went.
 constexpr char kReleaseScript[] = R"lua(
 local n = 0
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
-    redis.call('DEL', key)
-    n = n + 1
-  end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  n = 1
+end
+if redis.call('HGET', KEYS[2], 'tomb') and
+   redis.call('HGET', KEYS[2], 'mi') == ARGV[1] then
+  redis.call('DEL', KEYS[2])
 end
 return n
 )lua";
@@ -199,7 +203,8 @@ void IdentityStore::EraseAliases(absl::string_view contact_id,
         // (slot), and a script may only touch one slot.
         for (const std::string& alias : *aliases) {
           contacts_->RunScript(
-              kReleaseScript, release_sha_, {AliasKey(alias)}, {contact},
+              kReleaseScript, release_sha_,
+              {AliasKey(alias), contacts_->KeysFor(alias).contact}, {contact},
               deadline,
               [pass, delete_set, shared_done](absl::StatusOr<RedisReply> r) {
                 if (!r.ok() || r->type != RedisReply::Type::kInteger) {

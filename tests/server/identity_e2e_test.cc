@@ -47,6 +47,35 @@ class IdentityE2eTest : public ::testing::Test {
     return response;
   }
 
+  tappa::v1::TrackEventResponse TrackProps(const std::string& contact,
+                                           const std::string& type,
+                                           const std::string& channel,
+                                           const Properties& properties) {
+    tappa::v1::TrackEventResponse response;
+    grpc::Status s =
+        client_->Track(MakeEvent(contact, absl::StrCat("e", ++seq_), type,
+                                 channel, "", properties),
+                       &response);
+    EXPECT_TRUE(s.ok()) << contact << ": " << Describe(s);
+    return response;
+  }
+
+  int64_t Counter(const tappa::v1::Contact& c, const std::string& id) {
+    auto it = c.counters().find(id);
+    return it == c.counters().end() ? 0 : it->second;
+  }
+
+  bool Consent(const tappa::v1::Contact& c, const std::string& channel,
+               bool* given) {
+    for (const auto& k : c.consents()) {
+      if (k.channel() == channel) {
+        *given = k.state() == tappa::v1::CONSENT_STATE_GRANTED;
+        return true;
+      }
+    }
+    return false;
+  }
+
   grpc::Status Link(const std::string& contact,
                     const std::vector<std::string>& identities,
                     tappa::v1::LinkIdentitiesResponse* response = nullptr) {
@@ -118,21 +147,27 @@ TEST_F(IdentityE2eTest, EveryLinkedAliasReachesTheContact) {
   EXPECT_THAT(again.linked(), ElementsAre("cookie:77"));
 }
 
-TEST_F(IdentityE2eTest, AnotherContactsAliasOrProfileIsRefused) {
-  ASSERT_TRUE(Link("c-anna", {kEmail}).ok());
-  grpc::Status taken = Link("c-bruno", {kEmail});
-  EXPECT_EQ(taken.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_THAT(taken.error_message(), HasSubstr("identities[0]"));
-  EXPECT_THAT(taken.error_message(), HasSubstr("c-anna"));
-  // A cookie with a profile of its own is a merge, not a link.
-  Track("cookie:visitor");
-  grpc::Status own = Link("c-anna", {"cookie:visitor"});
-  EXPECT_EQ(own.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+TEST_F(IdentityE2eTest, AMergeOverTheAliasLimitIsRefusedAndChangesNothing) {
+  std::vector<std::string> a, b;
+  for (int i = 0; i < 10; ++i) {
+    a.push_back(absl::StrCat("crm:a", i));
+    a.push_back(absl::StrCat("device:a", i));
+    a.push_back(absl::StrCat("social:a", i));
+    b.push_back(absl::StrCat("cookie:b", i));
+    b.push_back(absl::StrCat("phone_sha256:", std::string(63, 'f'), i));
+  }
+  ASSERT_TRUE(Link("c-a", {a.begin(), a.begin() + 15}).ok());
+  ASSERT_TRUE(Link("c-a", {a.begin() + 15, a.end()}).ok());
+  ASSERT_TRUE(Link("c-b", b).ok());
+  Track("c-b");
+  grpc::Status refused = Link("c-a", {"cookie:b0"});
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused.error_message(), HasSubstr("identities[0]"));
+  EXPECT_THAT(refused.error_message(), HasSubstr("(50)"));
   tappa::v1::Contact contact;
-  ASSERT_TRUE(client_->Get("c-bruno", &contact).error_code() ==
-              grpc::StatusCode::NOT_FOUND);
-  ASSERT_TRUE(client_->Get("c-anna", &contact).error_code() ==
-              grpc::StatusCode::NOT_FOUND);  // linked, but no event yet
+  ASSERT_TRUE(client_->Get("cookie:b0", &contact).ok());
+  EXPECT_EQ(contact.contact_id(), "c-b");
+  EXPECT_EQ(contact.aliases_size(), 20);
 }
 
 TEST_F(IdentityE2eTest, AliasLimitsPerNamespaceAndPerContact) {
@@ -225,6 +260,198 @@ TEST_F(IdentityE2eTest,
   absl::StatusOr<SyncRedisReply> owner = redis_->Command({"GET", record});
   ASSERT_TRUE(owner.ok());
   EXPECT_EQ(owner->str, "c-anna");
+}
+
+TEST_F(IdentityE2eTest, TheWorkedJourneyEndsAsOneContactInAdvocacy) {
+  const std::string kAnnaEmail = "email_sha256:" + std::string(64, 'e');
+  // The reel on Instagram: a stranger known by her handle.
+  TrackProps("social:@anna", "reel_view", "social", {});
+  // The website: an anonymous cookie reads reviews, adds to cart, buys.
+  TrackProps("cookie:abc", "review_read", "web", {});
+  TrackProps("cookie:abc", "cart_add", "web", {});
+  TrackProps("cookie:abc", "purchase", "web", {});
+  // Checkout gives her email: linked to the cookie's contact.
+  tappa::v1::LinkIdentitiesResponse at_checkout;
+  ASSERT_TRUE(Link("cookie:abc", {kAnnaEmail}, &at_checkout).ok());
+  EXPECT_TRUE(at_checkout.merged_contacts().empty());
+  TrackProps(kAnnaEmail, "newsletter_subscribe", "email", {});
+  // She logs into the app with Instagram: the handle's profile is hers.
+  tappa::v1::LinkIdentitiesResponse login;
+  grpc::Status s = Link(kAnnaEmail, {"social:@anna"}, &login);
+  ASSERT_TRUE(s.ok()) << Describe(s) << server_->Log();
+  EXPECT_EQ(login.contact_id(), "cookie:abc");
+  EXPECT_THAT(login.merged_contacts(), ElementsAre("social:@anna"));
+  EXPECT_THAT(login.linked(), ElementsAre("social:@anna"));
+  // She shares a tagged photo: advocacy, on the one contact.
+  tappa::v1::TrackEventResponse share = TrackProps(
+      "social:@anna", "ugc_share", "social", {{"brand_tagged", true}});
+  EXPECT_EQ(share.contact_id(), "cookie:abc");
+  EXPECT_EQ(share.phase(), "advocacy");
+
+  tappa::v1::Contact contact;
+  ASSERT_TRUE(client_->Get("social:@anna", &contact).ok());
+  EXPECT_EQ(contact.contact_id(), "cookie:abc");
+  EXPECT_EQ(contact.phase(), "advocacy");
+  EXPECT_THAT(contact.aliases(), ElementsAre(kAnnaEmail, "social:@anna"));
+  EXPECT_EQ(Counter(contact, "social_views_30d"), 1);
+  EXPECT_EQ(Counter(contact, "purchases"), 1);
+  EXPECT_EQ(Counter(contact, "tagged_shares"), 1);
+  // The whole history, newest first, in order of time.
+  std::vector<std::string> phases;
+  for (int i = 0; i < contact.phase_history_size(); ++i) {
+    phases.push_back(contact.phase_history(i).phase());
+    if (i > 0) {
+      EXPECT_LE(
+          contact.phase_history(i).change_time().seconds() * 1000 +
+              contact.phase_history(i).change_time().nanos() / 1000000,
+          contact.phase_history(i - 1).change_time().seconds() * 1000 +
+              contact.phase_history(i - 1).change_time().nanos() / 1000000);
+    }
+  }
+  // The cookie's first event (a review read) created it straight into
+  // consideration; the awareness entry is the handle's, from the reel.
+  EXPECT_THAT(phases, ElementsAre("advocacy", "retention", "conversion",
+                                  "consideration", "awareness"));
+  EXPECT_EQ(contact.phase_history(4).event_type(), "reel_view");
+  EXPECT_EQ(contact.phase_history(4).channel(), "social");
+  // Nothing of the handle's own profile is left but its tombstone.
+  for (const std::string& key : Keys()) {
+    if (absl::StrContains(key, ":c:social:@anna")) {
+      absl::StatusOr<SyncRedisReply> fields = redis_->Command({"HKEYS", key});
+      ASSERT_TRUE(fields.ok());
+      EXPECT_EQ(fields->elements.size(), 2u) << key;
+    } else {
+      EXPECT_FALSE(absl::StrContains(key, ":h:social:@anna")) << key;
+      EXPECT_FALSE(absl::StrContains(key, ":m:")) << key;
+    }
+  }
+}
+
+TEST_F(IdentityE2eTest, MergeOfTwoRichProfilesFieldByField) {
+  // The survivor: consent to email given, one product view, a CRM tier.
+  TrackProps("c-anna", "consent", "web", {{"email", true}, {"sms", true}});
+  TrackProps("c-anna", "product_view", "web", {});
+  TrackProps("c-anna", "identify", "web", {{"tier", std::string("gold")}});
+  // The other profile: withdrew email, two product views, a purchase.
+  ASSERT_TRUE(Link("c-web", {"cookie:w1", "device:d1"}).ok());
+  TrackProps("cookie:w1", "consent", "web", {{"email", false}});
+  TrackProps("cookie:w1", "product_view", "web", {});
+  TrackProps("device:d1", "product_view", "app", {});
+  TrackProps("cookie:w1", "identify", "web", {{"city", std::string("Rome")}});
+  TrackProps("cookie:w1", "purchase", "web", {});
+
+  tappa::v1::LinkIdentitiesResponse merged;
+  grpc::Status s = Link("c-anna", {"cookie:w1"}, &merged);
+  ASSERT_TRUE(s.ok()) << Describe(s) << server_->Log();
+  EXPECT_THAT(merged.merged_contacts(), ElementsAre("c-web"));
+
+  tappa::v1::Contact contact;
+  ASSERT_TRUE(client_->Get("c-anna", &contact).ok());
+  EXPECT_EQ(Counter(contact, "product_view_7d"), 3);
+  EXPECT_EQ(Counter(contact, "purchases"), 1);
+  EXPECT_EQ(contact.phase(), "conversion");  // the furthest of the two
+  bool given = true;
+  ASSERT_TRUE(Consent(contact, "email", &given));
+  EXPECT_FALSE(given);  // a withdrawal survives the merge
+  ASSERT_TRUE(Consent(contact, "sms", &given));
+  EXPECT_TRUE(given);
+  EXPECT_EQ(contact.attributes().at("tier").string_value(), "gold");
+  EXPECT_EQ(contact.attributes().at("city").string_value(), "Rome");
+  EXPECT_THAT(contact.aliases(),
+              ElementsAre("c-web", "cookie:w1", "device:d1"));
+  // Every former name reaches the survivor, and counts there once.
+  for (const std::string& name : {"c-web", "cookie:w1", "device:d1"}) {
+    EXPECT_EQ(Track(name, "product_view").contact_id(), "c-anna") << name;
+    tappa::v1::Contact by_name;
+    ASSERT_TRUE(client_->Get(name, &by_name).ok()) << name;
+    EXPECT_EQ(by_name.contact_id(), "c-anna");
+  }
+  ASSERT_TRUE(client_->Get("c-anna", &contact).ok());
+  EXPECT_EQ(Counter(contact, "product_view_7d"), 6);
+  // Linking again changes nothing (no second merge).
+  tappa::v1::LinkIdentitiesResponse again;
+  ASSERT_TRUE(Link("c-anna", {"cookie:w1"}, &again).ok());
+  EXPECT_TRUE(again.merged_contacts().empty());
+  ASSERT_TRUE(client_->Get("c-anna", &contact).ok());
+  EXPECT_EQ(Counter(contact, "product_view_7d"), 6);
+  // Erasing the survivor by a former name erases everything.
+  tappa::v1::DeleteContactResponse erased;
+  ASSERT_TRUE(client_->Delete("device:d1", &erased).ok());
+  for (const std::string& key : Keys()) {
+    EXPECT_FALSE(absl::StrContains(key, "c-anna")) << key;
+    EXPECT_FALSE(absl::StrContains(key, "c-web")) << key;
+    EXPECT_FALSE(absl::StrContains(key, "cookie:w1")) << key;
+    EXPECT_FALSE(absl::StrContains(key, "device:d1")) << key;
+  }
+}
+
+// A server killed right after each step of a merge leaves a state another
+// server finishes: the final profile is the same as an uninterrupted
+// merge's, and an event sent for the absorbed contact meanwhile counts once.
+TEST_F(IdentityE2eTest, AMergeKilledAtEachStepIsFinishedByTheNextServer) {
+  for (int step = 1; step <= 3; ++step) {
+    SCOPED_TRACE(absl::StrCat("crash after step ", step));
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    ServerProcess::Options crashing;
+    crashing.redis_url = redis_->url();
+    crashing.extra_flags = {
+        absl::StrCat("--test_merge_crash_after_step=", step),
+        "--merge_sweep_every=1h"};
+    absl::StatusOr<std::unique_ptr<ServerProcess>> doomed =
+        ServerProcess::Start(crashing);
+    ASSERT_TRUE(doomed.ok()) << doomed.status();
+    TappaClient doomed_client((*doomed)->channel());
+    auto track = [&](TappaClient& c, const std::string& id,
+                     const std::string& event) {
+      tappa::v1::TrackEventResponse r;
+      grpc::Status s = c.Track(MakeEvent(id, event, "product_view", "web"), &r);
+      EXPECT_TRUE(s.ok()) << Describe(s);
+      return r;
+    };
+    track(doomed_client, "c-a", "a1");
+    track(doomed_client, "cookie:b", "b1");
+    track(doomed_client, "cookie:b", "b2");
+    {
+      auto stub = tappa::v1::JourneyService::NewStub((*doomed)->channel());
+      tappa::v1::LinkIdentitiesRequest request;
+      request.set_contact_id("c-a");
+      request.add_identities("cookie:b");
+      tappa::v1::LinkIdentitiesResponse response;
+      grpc::ClientContext context;
+      EXPECT_FALSE(stub->LinkIdentities(&context, request, &response).ok());
+    }
+    ASSERT_TRUE(
+        PollUntil([&] { return !(*doomed)->running(); }, absl::Seconds(10)));
+
+    // The next server: first an event for the absorbed contact while the
+    // merge is still unfinished, then the sweep finishes it.
+    ServerProcess::Options next;
+    next.redis_url = redis_->url();
+    next.extra_flags = {"--merge_sweep_every=200ms", "--merge_stall=0s"};
+    absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+        ServerProcess::Start(next);
+    ASSERT_TRUE(server.ok()) << server.status();
+    TappaClient c((*server)->channel());
+    track(c, "cookie:b", "b3");
+    // A retry of an event the absorbed contact already counted.
+    EXPECT_TRUE(track(c, "cookie:b", "b1").duplicate());
+    ASSERT_TRUE(PollUntil(
+        [&] {
+          for (const std::string& key : Keys()) {
+            if (absl::StrContains(key, ":m:")) return false;
+          }
+          return true;
+        },
+        absl::Seconds(20)))
+        << (*server)->Log();
+    tappa::v1::Contact contact;
+    ASSERT_TRUE(c.Get("c-a", &contact).ok());
+    EXPECT_EQ(Counter(contact, "product_view_7d"), 4);  // a1 b1 b2 b3
+    EXPECT_THAT(contact.aliases(), ElementsAre("cookie:b"));
+    tappa::v1::Contact by_alias;
+    ASSERT_TRUE(c.Get("cookie:b", &by_alias).ok());
+    EXPECT_EQ(by_alias.contact_id(), "c-a");
+  }
 }
 
 }  // namespace
