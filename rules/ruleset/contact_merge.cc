@@ -174,43 +174,6 @@ std::optional<CxScore> MoreRecentScore(const std::optional<CxScore>& survivor,
   return absorbed->at > survivor->at ? absorbed : survivor;
 }
 
-// Both lists newest first, the first list's among equal times, cut to
-// `limit` entries.
-template <typename T, typename TimeOf>
-std::vector<T> InterleaveNewestFirst(const std::vector<T>& first,
-                                     const std::vector<T>& second, size_t limit,
-                                     TimeOf time_of) {
-  std::vector<T> all;
-  all.reserve(first.size() + second.size());
-  all.insert(all.end(), first.begin(), first.end());
-  all.insert(all.end(), second.begin(), second.end());
-  // A stable sort rather than a merge: inputs that break the newest-first
-  // contract still give a sorted, deterministic result.
-  std::stable_sort(all.begin(), all.end(), [&](const T& a, const T& b) {
-    return time_of(a) > time_of(b);
-  });
-  if (all.size() > limit) all.resize(limit);
-  return all;
-}
-
-void AddLifetime(const LifetimeCounts& from, LifetimeCounts* into) {
-  into->served = SaturatingAdd(into->served, from.served);
-  into->impressions = SaturatingAdd(into->impressions, from.impressions);
-}
-
-void AddLifetimeByKey(const absl::flat_hash_map<int, LifetimeCounts>& from,
-                      absl::flat_hash_map<int, LifetimeCounts>* into) {
-  for (const auto& [key, counts] : from) AddLifetime(counts, &(*into)[key]);
-}
-
-void KeepLaterDismissals(const absl::flat_hash_map<int, absl::Time>& from,
-                         absl::flat_hash_map<int, absl::Time>* into) {
-  for (const auto& [key, at] : from) {
-    auto [it, inserted] = into->try_emplace(key, at);
-    if (!inserted) it->second = std::max(it->second, at);
-  }
-}
-
 }  // namespace
 
 ContactSnapshot MergeContacts(const Ruleset& ruleset,
@@ -229,45 +192,6 @@ ContactSnapshot MergeContacts(const Ruleset& ruleset,
   merged.nps = MoreRecentScore(survivor.nps, absorbed.nps);
   merged.csat = MoreRecentScore(survivor.csat, absorbed.csat);
   merged.ces = MoreRecentScore(survivor.ces, absorbed.ces);
-  return merged;
-}
-
-// The ruleset is part of the contract (the records' indexes refer to it) but
-// no rule needs it yet.
-ContactRestraint MergeRestraints(const Ruleset& /*ruleset*/,
-                                 const ContactRestraint& survivor,
-                                 const ContactRestraint& absorbed) {
-  ContactRestraint merged;
-  merged.touches = InterleaveNewestFirst(survivor.touches, absorbed.touches,
-                                         static_cast<size_t>(kMaxTouches),
-                                         [](const Touch& t) { return t.at; });
-
-  merged.action_lifetime = survivor.action_lifetime;
-  AddLifetimeByKey(absorbed.action_lifetime, &merged.action_lifetime);
-  merged.channel_lifetime = survivor.channel_lifetime;
-  AddLifetimeByKey(absorbed.channel_lifetime, &merged.channel_lifetime);
-  merged.total_lifetime = survivor.total_lifetime;
-  AddLifetime(absorbed.total_lifetime, &merged.total_lifetime);
-
-  merged.action_dismissed = survivor.action_dismissed;
-  KeepLaterDismissals(absorbed.action_dismissed, &merged.action_dismissed);
-  merged.channel_dismissed = survivor.channel_dismissed;
-  KeepLaterDismissals(absorbed.channel_dismissed, &merged.channel_dismissed);
-
-  static const std::vector<absl::Time>* const kNever =
-      new std::vector<absl::Time>();
-  auto merge_fired = [&](const std::string& rule) {
-    auto mine = survivor.followups_fired.find(rule);
-    auto theirs = absorbed.followups_fired.find(rule);
-    merged.followups_fired[rule] = InterleaveNewestFirst(
-        mine != survivor.followups_fired.end() ? mine->second : *kNever,
-        theirs != absorbed.followups_fired.end() ? theirs->second : *kNever,
-        static_cast<size_t>(kMaxFiredTimes), [](absl::Time t) { return t; });
-  };
-  for (const auto& [rule, times] : survivor.followups_fired) merge_fired(rule);
-  for (const auto& [rule, times] : absorbed.followups_fired) {
-    if (!merged.followups_fired.contains(rule)) merge_fired(rule);
-  }
   return merged;
 }
 

@@ -40,15 +40,10 @@
 //                         phase outside the ruleset is read as the initial
 //                         phase (as ContactBinding reads it).
 //
-// Restraint records (MergeRestraints):
-//
-//   touches               both lists interleaved newest first (the
-//                         survivor's first among equal times), cut to
-//                         kMaxTouches as the store keeps them.
-//   lifetime counts       summed per action, per channel and in total.
-//   dismissals            the later time per action and per channel.
-//   followups_fired       the union of rules; each rule's times interleaved
-//                         newest first and cut to kMaxFiredTimes.
+// Restraint records (touches, lifetime counts, dismissals, follow-up fire
+// times) are merged by the store on their stored form, so entries of
+// actions a ruleset no longer has survive: server/store/merge_store.h,
+// MergeRestraintFields.
 //
 // Sums make a merge NOT idempotent: merging the same absorbed profile twice
 // counts its events twice. The caller must apply each merge exactly once:
@@ -97,14 +92,6 @@ ContactSnapshot MergeContacts(const Ruleset& ruleset,
                               const ContactSnapshot& survivor,
                               const ContactSnapshot& absorbed, absl::Time now,
                               const MergeOptions& options = MergeOptions());
-
-// The restraint record of the merged profile, under the rules above. Action
-// and channel indexes refer to `ruleset`, the one both records were decoded
-// with (touches of actions or channels it no longer has keep index -1 and
-// are kept: they still count for global caps).
-ContactRestraint MergeRestraints(const Ruleset& ruleset,
-                                 const ContactRestraint& survivor,
-                                 const ContactRestraint& absorbed);
 
 }  // namespace tappa::ruleset
 
