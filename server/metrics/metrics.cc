@@ -46,6 +46,8 @@ absl::string_view MethodName(Method m) {
       return "tappa.v1.JourneyService/DeleteContact";
     case Method::kLinkIdentities:
       return "tappa.v1.JourneyService/LinkIdentities";
+    case Method::kExportContact:
+      return "tappa.v1.JourneyService/ExportContact";
     case Method::kNextBestAction:
       return "tappa.v1.DecisionService/NextBestAction";
     case Method::kReportOutcome:

@@ -3,7 +3,7 @@
 // action id, phase, Redis command); never a contact id or a free-form event
 // type. With P phases, C channels, L placements, A actions and N
 // (placement, action) pairs, the series are at most:
-//   requests 10 methods x 17 codes; latency 10 x (buckets + 2);
+//   requests 11 methods x 17 codes; latency 11 x (buckets + 2);
 //   events C; transitions P x P; decisions N + L fallbacks; degraded L x 3;
 //   contacts P; redis commands 8 x (buckets + 3); ruleset info 1;
 //   experiment exposures sum(variants + 1) and experiment outcomes 4 x that;
@@ -40,6 +40,7 @@ enum class Method : uint8_t {
   kGetContact,
   kDeleteContact,
   kLinkIdentities,
+  kExportContact,
   kNextBestAction,
   kReportOutcome,
   kSimulate,

@@ -1,9 +1,12 @@
 #include "server/service/journey_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "rules/cel/stdlib.h"
 #include "server/service/profile_merger.h"
 #include "server/service/status_util.h"
 #include "server/service/validation.h"
@@ -401,6 +404,117 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
                    id = *contact](absl::StatusOr<int> erased) {
                     if (!erased.ok()) return (*finish)(id, erased.status());
                     erase_contact(*erased);
+                  });
+            });
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* JourneyServiceImpl::ExportContact(
+    grpc::CallbackServerContext* context,
+    const tappa::v1::ExportContactRequest* request,
+    tappa::v1::ExportContactResponse* response) {
+  absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Metrics* metrics = runtime_.metrics;
+  absl::StatusOr<std::string> caller =
+      AuthorizeCall(runtime_, *context, Scope::kReadContact);
+  absl::Status status = caller.status();
+  if (status.ok()) {
+    if (std::string error = api::DecodeError(*request); !error.empty()) {
+      status = absl::InvalidArgumentError(error);
+    }
+  }
+  if (status.ok()) status = ValidateId("contact_id", request->contact_id());
+  std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
+  if (status.ok() && serving == nullptr) {
+    status = absl::UnavailableError("no ruleset is loaded");
+  }
+  absl::Time deadline = CallDeadline(context, runtime_.write_budget);
+  std::shared_ptr<Admission::Slot> slot;
+  if (status.ok()) status = Admit(runtime_, deadline, &slot);
+  if (!status.ok()) {
+    FinishCall(reactor, metrics, Method::kExportContact, start, status);
+    return reactor;
+  }
+  absl::Time now = runtime_.clock->Now();
+  auto finish = std::make_shared<
+      absl::AnyInvocable<void(const std::string&, const absl::Status&)>>(
+      [this, reactor, metrics, start, slot, key = *std::move(caller)](
+          const std::string& target, const absl::Status& result) {
+        Audit(runtime_, "ExportContact", key, target, result);
+        FinishCall(reactor, metrics, Method::kExportContact, start, result);
+      });
+  ResolveContact(
+      runtime_, "contact_id", request->contact_id(), deadline,
+      [this, serving, response, now, deadline, finish,
+       given = request->contact_id()](absl::StatusOr<std::string> contact) {
+        if (!contact.ok()) return (*finish)(given, contact.status());
+        ReadFollowingMerges(
+            serving, *contact, now, deadline, 0,
+            [this, serving, response, now, deadline, finish,
+             given](absl::StatusOr<StoredContactView> view) {
+              if (!view.ok()) return (*finish)(given, view.status());
+              if (!view->contact.exists) {
+                return (*finish)(
+                    given, absl::NotFoundError("contact_id: no such contact"));
+              }
+              const std::string id = view->contact.snapshot.id;
+              FillContact(*serving->ruleset, *view,
+                          response->mutable_contact());
+              *response->mutable_export_time() = TimeToProto(now);
+              ContactKeys keys = runtime_.store->KeysFor(id);
+              std::vector<std::vector<std::string>> reads = {
+                  {"HGETALL", keys.contact},
+                  {"HGETALL", keys.restraint},
+                  {"GET", keys.history}};
+              if (runtime_.identity_store != nullptr) {
+                reads.push_back(
+                    {"SMEMBERS", runtime_.identity_store->AliasSetKey(id)});
+              }
+              runtime_.store->redis()->Pipeline(
+                  std::move(reads), deadline,
+                  [response, finish,
+                   id](absl::StatusOr<std::vector<RedisReply>> replies) {
+                    if (!replies.ok()) return (*finish)(id, replies.status());
+                    // Some stored names are binary (the 8 bytes of an event
+                    // id's hash): JSON strings must be UTF-8, so those are
+                    // written as "hex:" and their bytes in hex.
+                    auto text = [](const std::string& bytes) {
+                      return cel::IsValidUtf8(bytes)
+                                 ? bytes
+                                 : absl::StrCat("hex:",
+                                                absl::BytesToHexString(bytes));
+                    };
+                    auto as_struct = [&text](const RedisReply& hash) {
+                      google::protobuf::Struct out;
+                      for (size_t i = 0; i + 1 < hash.elements.size(); i += 2) {
+                        (*out.mutable_fields())[text(hash.elements[i].str)]
+                            .set_string_value(text(hash.elements[i + 1].str));
+                      }
+                      return out;
+                    };
+                    auto& fields =
+                        *response->mutable_stored()->mutable_fields();
+                    *fields["contact"].mutable_struct_value() =
+                        as_struct((*replies)[0]);
+                    *fields["restraint"].mutable_struct_value() =
+                        as_struct((*replies)[1]);
+                    fields["history"].set_string_value(text((*replies)[2].str));
+                    if (replies->size() > 3) {
+                      std::vector<std::string> aliases;
+                      for (const RedisReply& a : (*replies)[3].elements) {
+                        aliases.push_back(a.str);
+                      }
+                      std::sort(aliases.begin(), aliases.end());
+                      response->mutable_contact()->clear_aliases();
+                      auto* list = fields["aliases"].mutable_list_value();
+                      for (const std::string& a : aliases) {
+                        response->mutable_contact()->add_aliases(a);
+                        list->add_values()->set_string_value(a);
+                      }
+                    }
+                    (*finish)(id, absl::OkStatus());
                   });
             });
       });

@@ -34,6 +34,10 @@ class JourneyServiceImpl final
       grpc::CallbackServerContext* context,
       const tappa::v1::DeleteContactRequest* request,
       tappa::v1::DeleteContactResponse* response) override;
+  grpc::ServerUnaryReactor* ExportContact(
+      grpc::CallbackServerContext* context,
+      const tappa::v1::ExportContactRequest* request,
+      tappa::v1::ExportContactResponse* response) override;
   grpc::ServerUnaryReactor* LinkIdentities(
       grpc::CallbackServerContext* context,
       const tappa::v1::LinkIdentitiesRequest* request,

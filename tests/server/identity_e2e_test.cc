@@ -360,7 +360,7 @@ TEST_F(IdentityE2eTest, MergeOfTwoRichProfilesFieldByField) {
   EXPECT_THAT(contact.aliases(),
               ElementsAre("c-web", "cookie:w1", "device:d1"));
   // Every former name reaches the survivor, and counts there once.
-  for (const std::string& name : {"c-web", "cookie:w1", "device:d1"}) {
+  for (std::string name : {"c-web", "cookie:w1", "device:d1"}) {
     EXPECT_EQ(Track(name, "product_view").contact_id(), "c-anna") << name;
     tappa::v1::Contact by_name;
     ASSERT_TRUE(client_->Get(name, &by_name).ok()) << name;
@@ -452,6 +452,47 @@ TEST_F(IdentityE2eTest, AMergeKilledAtEachStepIsFinishedByTheNextServer) {
     ASSERT_TRUE(c.Get("cookie:b", &by_alias).ok());
     EXPECT_EQ(by_alias.contact_id(), "c-a");
   }
+}
+
+TEST_F(IdentityE2eTest, ExportByAliasHoldsEverythingStoredAndIsAudited) {
+  TrackProps("c-anna", "consent", "web", {{"email", true}});
+  TrackProps("c-anna", "identify", "web", {{"tier", std::string("gold")}});
+  TrackProps("c-anna", "purchase", "web", {});
+  ASSERT_TRUE(Link("c-anna", {kEmail, "social:@anna"}).ok());
+  tappa::v1::ExportContactRequest request;
+  request.set_contact_id("social:@anna");
+  tappa::v1::ExportContactResponse exported;
+  grpc::ClientContext context;
+  grpc::Status s = journey_->ExportContact(&context, request, &exported);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_EQ(exported.contact().contact_id(), "c-anna");
+  EXPECT_THAT(exported.contact().aliases(),
+              ElementsAre(kEmail, "social:@anna"));
+  EXPECT_EQ(Counter(exported.contact(), "purchases"), 1);
+  EXPECT_EQ(exported.contact().attributes().at("tier").string_value(), "gold");
+  const auto& stored = exported.stored().fields();
+  const auto& hash = stored.at("contact").struct_value().fields();
+  EXPECT_EQ(hash.at("k:email").string_value(), "1");
+  EXPECT_TRUE(hash.contains("n:purchases"));
+  // The records of the three events' ids are part of what is kept (their
+  // binary names in hex).
+  int event_records = 0;
+  for (const auto& [field, value] : hash) {
+    if (absl::StartsWith(field, "hex:653a")) ++event_records;  // "e:"
+  }
+  EXPECT_EQ(event_records, 3);
+  EXPECT_FALSE(stored.at("history").string_value().empty());
+  EXPECT_EQ(stored.at("aliases").list_value().values_size(), 2);
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        return absl::StrContains(server_->Log(), "\"audit\":\"ExportContact\"");
+      },
+      absl::Seconds(5)));
+  // An unknown contact is NOT_FOUND.
+  request.set_contact_id("nobody");
+  grpc::ClientContext again;
+  EXPECT_EQ(journey_->ExportContact(&again, request, &exported).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 }  // namespace

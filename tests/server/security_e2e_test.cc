@@ -238,6 +238,7 @@ const std::map<std::string, std::string>& ScopeOfMethod() {
       {"/tappa.v1.JourneyService/GetContact", "read_contact"},
       {"/tappa.v1.JourneyService/DeleteContact", "erase"},
       {"/tappa.v1.JourneyService/LinkIdentities", "track"},
+      {"/tappa.v1.JourneyService/ExportContact", "read_contact"},
       {"/tappa.v1.DecisionService/NextBestAction", "decide"},
       {"/tappa.v1.DecisionService/ReportOutcome", "decide"},
       {"/tappa.v1.DecisionService/Simulate", "decide"},
