@@ -495,5 +495,28 @@ TEST_F(IdentityE2eTest, ExportByAliasHoldsEverythingStoredAndIsAudited) {
             grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(IdentityE2eTest, TappactlLinksAndExports) {
+  Track("c-anna", "signup");
+  auto run = [&](const std::string& args) {
+    std::string cmd = absl::StrCat(TAPPACTL_PATH, " ", args, " --server ",
+                                   server_->grpc_address(), " 2>&1");
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[4096];
+    size_t n;
+    while (p != nullptr && (n = fread(buf, 1, sizeof buf, p)) > 0) {
+      out.append(buf, n);
+    }
+    if (p != nullptr) pclose(p);
+    return out;
+  };
+  EXPECT_THAT(run("link c-anna social:@anna crm:7"),
+              HasSubstr(R"("linked":["social:@anna","crm:7"])"));
+  std::string exported = run("export crm:7");
+  EXPECT_THAT(exported, HasSubstr(R"("contact_id":"c-anna")"));
+  EXPECT_THAT(exported, HasSubstr(R"("aliases":["crm:7","social:@anna"])"));
+  EXPECT_THAT(exported, HasSubstr(R"("stored":{)"));
+}
+
 }  // namespace
 }  // namespace tappa::testing

@@ -293,6 +293,33 @@ int RunClient(const std::string& command, const std::vector<std::string>& args,
             &context, request, &response);
     return Print(s, response, out, err);
   }
+  if (command == "link") {
+    if (a.positional.size() < 2) {
+      err << "usage: tappactl link CONTACT NAMESPACE:VALUE...\n";
+      return 2;
+    }
+    tappa::v1::LinkIdentitiesRequest request;
+    request.set_contact_id(a.positional[0]);
+    for (size_t i = 1; i < a.positional.size(); ++i) {
+      request.add_identities(a.positional[i]);
+    }
+    tappa::v1::LinkIdentitiesResponse response;
+    return Print(tappa::v1::JourneyService::NewStub(channel)->LinkIdentities(
+                     &context, request, &response),
+                 response, out, err);
+  }
+  if (command == "export") {
+    if (a.positional.size() != 1) {
+      err << "usage: tappactl export CONTACT\n";
+      return 2;
+    }
+    tappa::v1::ExportContactRequest request;
+    request.set_contact_id(a.positional[0]);
+    tappa::v1::ExportContactResponse response;
+    return Print(tappa::v1::JourneyService::NewStub(channel)->ExportContact(
+                     &context, request, &response),
+                 response, out, err);
+  }
   if (command == "contact" || command == "forget") {
     if (a.positional.size() != 1) {
       err << "usage: tappactl " << command << " CONTACT\n";

@@ -23,6 +23,8 @@ commands:
       [--explain]
   outcome TOKEN impression|click|conversion|dismiss
   contact CONTACT
+  link CONTACT NAMESPACE:VALUE...
+  export CONTACT
   forget CONTACT
       Call a running tappa-server (--server host:port, or $TAPPA_SERVER,
       default 127.0.0.1:50051) and print the response as JSON. Values of
@@ -55,7 +57,8 @@ int main(int argc, char** argv) {
                                     std::cout, std::cerr);
   }
   if (args[0] == "track" || args[0] == "nba" || args[0] == "contact" ||
-      args[0] == "forget" || args[0] == "outcome") {
+      args[0] == "forget" || args[0] == "outcome" || args[0] == "link" ||
+      args[0] == "export") {
     return tappa::tappactl::RunClient(args[0], {args.begin() + 1, args.end()},
                                       std::cout, std::cerr);
   }
