@@ -68,19 +68,8 @@
 
 namespace tappa::ruleset {
 
-// Which phase the merged profile is in.
-enum class MergePhaseRule {
-  // The phase further along the ruleset's phase order: a merge reveals that
-  // the person already got that far (the default; issue 7).
-  kFurthest,
-  // The survivor's phase, whatever the absorbed profile's.
-  kSurvivor,
-  // The phase of the profile that entered its phase later (the later
-  // phase_since; the survivor's on a tie): the latest known move wins, even
-  // when it went backwards (e.g. a lapse from retention to consideration).
-  kMostRecent,
-};
-
+// Which phase the merged profile is in: MergePhaseRule (ruleset.h; the
+// ruleset's `identity.merge_phase`).
 struct MergeOptions {
   MergePhaseRule phase = MergePhaseRule::kFurthest;
 };

@@ -395,6 +395,7 @@ class Loader {
                       Expression* out);
   void ReadRenamedPhases(const Entry& e);
   void ReadRetention(const Entry& e);
+  void ReadIdentity(const Entry& e);
   // Fills expr->conjuncts (explanations of action conditions).
   void AddConjuncts(const cel::Environment& env, Expression* expr);
   bool ReadLimit(const Node& node, Location location, absl::string_view what,
@@ -1854,7 +1855,7 @@ void Loader::ReadTopLevel(const Node& root) {
               {"name", "description", "phases", "initial_phase", "channels",
                "constants", "counters", "transitions", "placements", "actions",
                "context_weights", "policies", "experiments", "followups",
-               "renamed_phases", "retention"},
+               "renamed_phases", "retention", "identity"},
               {"phases", "channels"});
   if (!top.ok()) return;
   Ruleset& r = *ruleset_;
@@ -1915,6 +1916,79 @@ void Loader::ReadTopLevel(const Node& root) {
   if (const Entry* e = top.Find("experiments")) ReadExperiments(*e);
   if (const Entry* e = top.Find("followups")) ReadFollowUps(*e);
   if (const Entry* e = top.Find("retention")) ReadRetention(*e);
+  if (const Entry* e = top.Find("identity")) ReadIdentity(*e);
+}
+
+void Loader::ReadIdentity(const Entry& e) {
+  Fields f = ReadMap(e.value, e.location, "identity",
+                     {"namespaces", "auto_link", "max_aliases",
+                      "max_aliases_per_namespace", "merge_phase"});
+  if (!f.ok()) return;
+  IdentitySettings& id = ruleset_->identity;
+  if (const Entry* n = f.Find("namespaces")) {
+    std::vector<Ref> refs;
+    if (ReadRefs(*n, &refs)) {
+      for (const Ref& ref : refs) {
+        bool shaped = !ref.id.empty() && ref.id.size() <= 32 &&
+                      absl::ascii_islower(ref.id[0]);
+        for (char c : ref.id) {
+          shaped = shaped && (absl::ascii_islower(c) ||
+                              absl::ascii_isdigit(c) || c == '_');
+        }
+        if (!shaped) {
+          Error(ref.location,
+                absl::StrCat("identity.namespaces: ", Quote(ref.id),
+                             " must match [a-z][a-z0-9_]{0,31}"));
+        } else if (id.IsNamespace(ref.id)) {
+          Error(ref.location,
+                absl::StrCat("identity.namespaces: ", Quote(ref.id),
+                             " is already a namespace"));
+        } else {
+          id.namespaces.push_back(ref.id);
+        }
+      }
+    }
+  }
+  if (const Entry* a = f.Find("auto_link")) {
+    std::vector<Ref> refs;
+    if (ReadRefs(*a, &refs)) {
+      id.auto_link.clear();
+      for (const Ref& ref : refs) {
+        if (!id.IsNamespace(ref.id)) {
+          Error(ref.location, absl::StrCat("identity.auto_link: unknown "
+                                           "namespace ",
+                                           Quote(ref.id)));
+        } else {
+          id.auto_link.push_back(ref.id);
+        }
+      }
+    }
+  }
+  int64_t v = 0;
+  if (const Entry* m = f.Find("max_aliases")) {
+    if (ReadInt(*m, 1, 1000, &v)) id.max_aliases = static_cast<int>(v);
+  }
+  if (const Entry* m = f.Find("max_aliases_per_namespace")) {
+    if (ReadInt(*m, 1, 1000, &v)) {
+      id.max_aliases_per_namespace = static_cast<int>(v);
+    }
+  }
+  if (const Entry* m = f.Find("merge_phase")) {
+    std::string rule;
+    if (ReadString(*m, &rule)) {
+      if (rule == "furthest") {
+        id.merge_phase = MergePhaseRule::kFurthest;
+      } else if (rule == "survivor") {
+        id.merge_phase = MergePhaseRule::kSurvivor;
+      } else if (rule == "most_recent") {
+        id.merge_phase = MergePhaseRule::kMostRecent;
+      } else {
+        Error(m->location, absl::StrCat("identity.merge_phase: ", Quote(rule),
+                                        " is not one of furthest, survivor, "
+                                        "most_recent"));
+      }
+    }
+  }
 }
 
 void Loader::ReadRetention(const Entry& e) {

@@ -95,4 +95,21 @@ int Ruleset::ResolveStoredPhase(absl::string_view id) const {
   return -1;
 }
 
+bool IdentitySettings::IsNamespace(absl::string_view ns) const {
+  for (const char* known : kBuiltInNamespaces) {
+    if (ns == known) return true;
+  }
+  for (const std::string& declared : namespaces) {
+    if (ns == declared) return true;
+  }
+  return false;
+}
+
+bool IdentitySettings::AutoLinks(absl::string_view ns) const {
+  for (const std::string& n : auto_link) {
+    if (ns == n) return true;
+  }
+  return false;
+}
+
 }  // namespace tappa::ruleset

@@ -310,6 +310,40 @@ struct FollowUp {
   Location location;
 };
 
+// Which phase a merged profile is in (`identity.merge_phase`;
+// rules/ruleset/contact_merge.h).
+enum class MergePhaseRule {
+  // The phase further along the ruleset's phase order: a merge reveals that
+  // the person already got that far (the default).
+  kFurthest,
+  // The survivor's phase, whatever the absorbed profile's.
+  kSurvivor,
+  // The phase of the profile that entered its phase later (the later
+  // phase_since; the survivor's on a tie): the latest known move wins, even
+  // when it went backwards (e.g. a lapse from retention to consideration).
+  kMostRecent,
+};
+
+// Built-in identity namespaces (aliases "<namespace>:<value>").
+inline constexpr const char* kBuiltInNamespaces[] = {
+    "cookie", "device", "email_sha256", "phone_sha256", "crm", "social"};
+
+// The ruleset's `identity:` section (README, "Identities").
+struct IdentitySettings {
+  // Namespaces beyond the built-in ones ([a-z][a-z0-9_]{0,31}).
+  std::vector<std::string> namespaces;
+  // Namespaces an `identify` event links by itself (its `identities`); the
+  // others are linked only by LinkIdentities.
+  std::vector<std::string> auto_link = {"email_sha256", "phone_sha256", "crm"};
+  int max_aliases = 50;
+  int max_aliases_per_namespace = 10;
+  MergePhaseRule merge_phase = MergePhaseRule::kFurthest;
+
+  // Whether `ns` is a built-in or declared namespace.
+  bool IsNamespace(absl::string_view ns) const;
+  bool AutoLinks(absl::string_view ns) const;
+};
+
 class Ruleset {
  public:
   Ruleset() = default;
@@ -344,6 +378,7 @@ class Ruleset {
   // alone decides. At least kMinRetention, and longer than every follow-up's
   // `after`.
   std::optional<absl::Duration> retention;
+  IdentitySettings identity;
   // Named constants folded into expressions, in file order; values own their
   // data.
   std::vector<std::pair<std::string, cel::Value>> constants;

@@ -183,7 +183,7 @@ void DecideNextBestAction(const Runtime& runtime, std::shared_ptr<Decision> d,
                           absl::Time read_deadline, absl::Time deadline,
                           NextBestActionResponse* response,
                           DecisionDone finish) {
-  if (!AliasNamespace(d->contact_id).empty()) {
+  if (!AliasNamespace(d->contact_id, d->serving->ruleset.get()).empty()) {
     // Named by an alias: resolved first (one more round trip unless
     // cached), within the read's time; the decision is the contact's.
     const std::string alias = d->contact_id;

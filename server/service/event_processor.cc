@@ -138,7 +138,7 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   op->caller = std::string(caller);
   op->done = std::move(done);
   const std::string& given = request.contact_id();
-  if (AliasNamespace(given).empty()) {
+  if (AliasNamespace(given, op->serving->ruleset.get()).empty()) {
     op->sequenced_on = given;
     sequencer_.Run(given, [this, op]() mutable { Attempt(std::move(op)); });
     return;

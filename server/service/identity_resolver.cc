@@ -11,31 +11,39 @@
 namespace tappa::server {
 namespace {
 
-constexpr absl::string_view kNamespaces[] = {
-    "cookie", "device", "email_sha256", "phone_sha256", "crm", "social"};
 constexpr absl::string_view kHashedNamespaces[] = {"email_sha256",
                                                    "phone_sha256"};
 
 }  // namespace
 
-absl::string_view AliasNamespace(absl::string_view id) {
+absl::string_view AliasNamespace(absl::string_view id,
+                                 const ruleset::Ruleset* ruleset) {
   size_t colon = id.find(':');
   if (colon == absl::string_view::npos) return "";
   absl::string_view ns = id.substr(0, colon);
-  for (absl::string_view known : kNamespaces) {
-    if (ns == known) return known;
+  if (ruleset != nullptr) {
+    return ruleset->identity.IsNamespace(ns) ? ns : "";
+  }
+  for (const char* known : ruleset::kBuiltInNamespaces) {
+    if (ns == known) return ns;
   }
   return "";
 }
 
-absl::Status ValidateAlias(absl::string_view field, absl::string_view alias) {
+absl::Status ValidateAlias(absl::string_view field, absl::string_view alias,
+                           const ruleset::Ruleset* ruleset) {
   if (absl::Status s = ValidateId(field, alias); !s.ok()) return s;
-  absl::string_view ns = AliasNamespace(alias);
+  absl::string_view ns = AliasNamespace(alias, ruleset);
   if (ns.empty()) {
+    std::string known =
+        "cookie, device, email_sha256, phone_sha256, crm, social";
+    if (ruleset != nullptr) {
+      for (const std::string& n : ruleset->identity.namespaces) {
+        absl::StrAppend(&known, ", ", n);
+      }
+    }
     return absl::InvalidArgumentError(absl::StrCat(
-        field,
-        ": must be <namespace>:<value> with a namespace of cookie, "
-        "device, email_sha256, phone_sha256, crm, social"));
+        field, ": must be <namespace>:<value> with a namespace of ", known));
   }
   absl::string_view value = alias.substr(ns.size() + 1);
   if (value.empty()) {
@@ -66,7 +74,6 @@ IdentityResolver::IdentityResolver(IdentityStore* store,
 void IdentityResolver::Resolve(
     absl::string_view id, absl::Time deadline,
     absl::AnyInvocable<void(absl::StatusOr<std::string>)> done) {
-  if (AliasNamespace(id).empty()) return done(std::string(id));
   if (ttl_ > absl::ZeroDuration()) {
     std::optional<std::string> cached;
     {

@@ -3,7 +3,8 @@
 //
 // An id is an alias when the text before its first ':' is an identity
 // namespace: the built-in ones (cookie, device, email_sha256, phone_sha256,
-// crm, social). Anything else is a canonical id and costs nothing to
+// crm, social) or one the ruleset declares (`identity.namespaces`).
+// Anything else is a canonical id and costs nothing to
 // resolve. An alias costs one GET of its record, awaited, unless this
 // server resolved it within the cache's lifetime (--alias_cache_ttl,
 // default 5 s): the staleness bound, after a link moves an alias on another
@@ -27,18 +28,22 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "rules/ruleset/ruleset.h"
 #include "server/store/identity_store.h"
 
 namespace tappa::server {
 
-// The namespace of `id` when it is an alias, else "".
-absl::string_view AliasNamespace(absl::string_view id);
+// The namespace of `id` when it is an alias under `ruleset` (null: the
+// built-in namespaces only), else "".
+absl::string_view AliasNamespace(absl::string_view id,
+                                 const ruleset::Ruleset* ruleset);
 
 // INVALID_ARGUMENT naming `field` when `alias` breaks its namespace's rule:
 // hashed namespaces (email_sha256, phone_sha256) take 64 lowercase hex
 // digits, so a raw address is refused rather than stored; every value is
 // 1-128 bytes after the namespace.
-absl::Status ValidateAlias(absl::string_view field, absl::string_view alias);
+absl::Status ValidateAlias(absl::string_view field, absl::string_view alias,
+                           const ruleset::Ruleset* ruleset);
 
 class IdentityResolver {
  public:
@@ -46,8 +51,9 @@ class IdentityResolver {
   IdentityResolver(IdentityStore* store, absl::Duration cache_ttl,
                    size_t cache_capacity = 100'000);
 
-  // The canonical id of `id` (see the file comment). Runs `done` at once
-  // for a canonical id, else on the Redis loop thread.
+  // The contact the alias `id` names (see the file comment); the caller
+  // has checked that `id` is an alias. Runs `done` at once when cached,
+  // else on the Redis loop thread.
   void Resolve(absl::string_view id, absl::Time deadline,
                absl::AnyInvocable<void(absl::StatusOr<std::string>)> done);
 

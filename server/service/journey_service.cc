@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "rules/cel/stdlib.h"
+#include "rules/ruleset/journey.h"
 #include "server/service/profile_merger.h"
 #include "server/service/status_util.h"
 #include "server/service/validation.h"
@@ -115,6 +116,183 @@ void FillContact(const ruleset::Ruleset& rs, const StoredContactView& view,
 
 }  // namespace
 
+// Links a request's identities one after another (so the limits count
+// each link before the next), then finishes the call.
+struct JourneyServiceImpl::LinkCall {
+  Runtime runtime;
+  grpc::ServerUnaryReactor* reactor = nullptr;
+  tappa::v1::LinkIdentitiesResponse* response = nullptr;
+  absl::Time start;
+  absl::Time deadline;
+  std::shared_ptr<Admission::Slot> slot;
+  std::string caller;
+  std::string contact;
+  std::vector<std::string> identities;
+  size_t next = 0;
+  std::shared_ptr<const ServingRuleset> serving;
+  // The response when the call is an identify event's (TrackEvent).
+  tappa::v1::LinkIdentitiesResponse own_response;
+  const ruleset::Ruleset* rs() const { return serving->ruleset.get(); }
+  AliasLimits limits() const {
+    return AliasLimits{rs()->identity.max_aliases,
+                       rs()->identity.max_aliases_per_namespace};
+  }
+  // The identity whose owner was merged into the contact, then linked again.
+  size_t merged_at = static_cast<size_t>(-1);
+
+  // The identity `i` names `owner`, another contact: both profiles are one
+  // person's, so `owner` is merged into the call's contact (if their
+  // aliases together fit the limit), then the identity is linked again.
+  static void MergeThenRelink(std::shared_ptr<LinkCall> call, size_t i,
+                              std::string owner) {
+    if (call->runtime.merger == nullptr || call->merged_at == i) {
+      return call->Finish(absl::FailedPreconditionError(
+          absl::StrCat("identities[", i, "]: already names the contact ", owner,
+                       ", and profiles cannot be merged here")));
+    }
+    IdentityStore* store = call->runtime.identity_store;
+    store->Aliases(
+        call->contact, call->deadline,
+        [call, i, owner,
+         store](absl::StatusOr<std::vector<std::string>> mine) mutable {
+          if (!mine.ok()) return call->Finish(mine.status());
+          const size_t have = mine->size();
+          store->Aliases(
+              owner, call->deadline,
+              [call, i, owner,
+               have](absl::StatusOr<std::vector<std::string>> theirs) mutable {
+                if (!theirs.ok()) return call->Finish(theirs.status());
+                const AliasLimits limits = call->limits();
+                if (have + theirs->size() + 1 >
+                    static_cast<size_t>(limits.per_contact)) {
+                  call->runtime.metrics->RecordIdentityLink(
+                      IdentityLinkResult::kOverContactLimit);
+                  return call->Finish(
+                      absl::FailedPreconditionError(absl::StrCat(
+                          "identities[", i, "]: names the contact ", owner,
+                          "; merged, the two would have more "
+                          "aliases than a contact may have (",
+                          limits.per_contact, ")")));
+                }
+                call->runtime.merger->Merge(
+                    call->contact, owner, call->deadline,
+                    [call, i, owner](absl::Status merged) mutable {
+                      Audit(call->runtime, "MergeContacts", call->caller,
+                            call->contact, merged,
+                            absl::StrCat("absorbed ", owner));
+                      if (!merged.ok()) return call->Finish(merged);
+                      call->response->add_merged_contacts(owner);
+                      call->merged_at = i;
+                      call->next = i;  // link the identity again
+                      Step(std::move(call));
+                    });
+              });
+        });
+  }
+
+  // Runs when every identity is linked, or at the first failure.
+  absl::AnyInvocable<void(const absl::Status&)> on_done;
+
+  void Finish(const absl::Status& status) {
+    Audit(runtime, "LinkIdentities", caller, contact, status,
+          absl::StrCat("linked ", response->linked_size(), ", already ",
+                       response->already_linked_size()));
+    if (on_done) {
+      auto done = std::move(on_done);
+      return done(status);
+    }
+    FinishCall(reactor, runtime.metrics, Method::kLinkIdentities, start,
+               status);
+  }
+
+  static void Step(std::shared_ptr<LinkCall> call) {
+    if (call->next == call->identities.size()) {
+      return call->Finish(absl::OkStatus());
+    }
+    const size_t i = call->next++;
+    const std::string& alias = call->identities[i];
+    if (alias == call->contact) {
+      call->response->add_already_linked(alias);
+      return Step(std::move(call));
+    }
+    call->runtime.identity_store->Link(
+        call->contact, alias, AliasNamespace(alias, call->rs()), call->limits(),
+        call->deadline, [call, i](absl::StatusOr<LinkResult> result) mutable {
+          if (!result.ok()) return call->Finish(result.status());
+          const std::string& alias = call->identities[i];
+          Metrics* metrics = call->runtime.metrics;
+          using Outcome = LinkResult::Outcome;
+          switch (result->outcome) {
+            case Outcome::kLinked:
+              metrics->RecordIdentityLink(IdentityLinkResult::kLinked);
+              call->response->add_linked(alias);
+              if (call->runtime.identities != nullptr) {
+                call->runtime.identities->Remember(alias, call->contact);
+              }
+              return Step(std::move(call));
+            case Outcome::kAlreadyLinked:
+              metrics->RecordIdentityLink(IdentityLinkResult::kAlreadyLinked);
+              // An identity this call merged over is one it linked.
+              if (call->merged_at == i) {
+                call->response->add_linked(alias);
+              } else {
+                call->response->add_already_linked(alias);
+              }
+              return Step(std::move(call));
+            case Outcome::kOwnedByOther:
+              metrics->RecordIdentityLink(IdentityLinkResult::kOwnedByOther);
+              return MergeThenRelink(std::move(call), i, result->owner);
+            case Outcome::kOverContactLimit:
+              metrics->RecordIdentityLink(
+                  IdentityLinkResult::kOverContactLimit);
+              return call->Finish(absl::FailedPreconditionError(
+                  absl::StrCat("identities[", i,
+                               "]: the contact has the most aliases a "
+                               "contact may have (",
+                               call->limits().per_contact, ")")));
+            case Outcome::kOverNamespaceLimit:
+              metrics->RecordIdentityLink(
+                  IdentityLinkResult::kOverNamespaceLimit);
+              return call->Finish(absl::FailedPreconditionError(
+                  absl::StrCat("identities[", i, "]: the contact has the most ",
+                               AliasNamespace(alias, call->rs()),
+                               " aliases a contact may have (",
+                               call->limits().per_namespace, ")")));
+          }
+        });
+  }
+};
+
+absl::Status JourneyServiceImpl::ValidateIdentifyIdentities(
+    const tappa::v1::TrackEventRequest& request) const {
+  if (request.type() != ruleset::kIdentifyEvent) {
+    return absl::InvalidArgumentError(
+        "identities: only `identify` events carry identities");
+  }
+  if (request.identities_size() > kMaxLinkIdentities) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("identities: at most ", kMaxLinkIdentities));
+  }
+  if (runtime_.identity_store == nullptr) {
+    return absl::UnimplementedError("identities are not configured");
+  }
+  std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
+  if (serving == nullptr) return absl::UnavailableError("no ruleset is loaded");
+  const ruleset::Ruleset& rs = *serving->ruleset;
+  for (int i = 0; i < request.identities_size(); ++i) {
+    std::string field = absl::StrCat("identities[", i, "]");
+    const std::string& alias = request.identities(i);
+    if (absl::Status s = ValidateAlias(field, alias, &rs); !s.ok()) return s;
+    absl::string_view ns = AliasNamespace(alias, &rs);
+    if (!rs.identity.AutoLinks(ns)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": the ruleset does not let identify events link ", ns,
+          " identities (identity.auto_link); use LinkIdentities"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
     grpc::CallbackServerContext* context,
     const tappa::v1::TrackEventRequest* request,
@@ -139,13 +317,45 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
     FinishCall(reactor, metrics, Method::kTrackEvent, start, s);
     return reactor;
   }
-  events_.Track(*request, deadline, *caller,
-                [reactor, response, metrics, start,
-                 slot](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
-                  if (result.ok()) *response = *std::move(result);
-                  FinishCall(reactor, metrics, Method::kTrackEvent, start,
-                             result.status());
-                });
+  if (request->identities_size() > 0) {
+    absl::Status s = ValidateIdentifyIdentities(*request);
+    if (!s.ok()) {
+      FinishCall(reactor, metrics, Method::kTrackEvent, start, s);
+      return reactor;
+    }
+  }
+  events_.Track(
+      *request, deadline, *caller,
+      [this, reactor, response, metrics, start, slot, deadline, key = *caller,
+       identities = std::vector<std::string>(request->identities().begin(),
+                                             request->identities().end())](
+          absl::StatusOr<tappa::v1::TrackEventResponse> result) mutable {
+        if (!result.ok() || identities.empty()) {
+          if (result.ok()) *response = *std::move(result);
+          return FinishCall(reactor, metrics, Method::kTrackEvent, start,
+                            result.status());
+        }
+        *response = *std::move(result);
+        // The event is applied: now its identities, as LinkIdentities.
+        auto call = std::make_shared<LinkCall>();
+        call->runtime = runtime_;
+        call->serving = runtime_.rulesets->Get();
+        call->response = &call->own_response;
+        call->deadline = deadline;
+        call->slot = slot;
+        call->caller = key;
+        call->contact = response->contact_id();
+        for (std::string& id : identities) {
+          if (std::find(call->identities.begin(), call->identities.end(), id) ==
+              call->identities.end()) {
+            call->identities.push_back(std::move(id));
+          }
+        }
+        call->on_done = [reactor, metrics, start](const absl::Status& s) {
+          FinishCall(reactor, metrics, Method::kTrackEvent, start, s);
+        };
+        LinkCall::Step(std::move(call));
+      });
   return reactor;
 }
 
@@ -521,137 +731,6 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::ExportContact(
   return reactor;
 }
 
-// Links a request's identities one after another (so the limits count
-// each link before the next), then finishes the call.
-struct JourneyServiceImpl::LinkCall {
-  Runtime runtime;
-  grpc::ServerUnaryReactor* reactor = nullptr;
-  tappa::v1::LinkIdentitiesResponse* response = nullptr;
-  absl::Time start;
-  absl::Time deadline;
-  std::shared_ptr<Admission::Slot> slot;
-  std::string caller;
-  std::string contact;
-  std::vector<std::string> identities;
-  size_t next = 0;
-  // The identity whose owner was merged into the contact, then linked again.
-  size_t merged_at = static_cast<size_t>(-1);
-
-  // The identity `i` names `owner`, another contact: both profiles are one
-  // person's, so `owner` is merged into the call's contact (if their
-  // aliases together fit the limit), then the identity is linked again.
-  static void MergeThenRelink(std::shared_ptr<LinkCall> call, size_t i,
-                              std::string owner) {
-    if (call->runtime.merger == nullptr || call->merged_at == i) {
-      return call->Finish(absl::FailedPreconditionError(
-          absl::StrCat("identities[", i, "]: already names the contact ", owner,
-                       ", and profiles cannot be merged here")));
-    }
-    IdentityStore* store = call->runtime.identity_store;
-    store->Aliases(
-        call->contact, call->deadline,
-        [call, i, owner,
-         store](absl::StatusOr<std::vector<std::string>> mine) mutable {
-          if (!mine.ok()) return call->Finish(mine.status());
-          const size_t have = mine->size();
-          store->Aliases(
-              owner, call->deadline,
-              [call, i, owner,
-               have](absl::StatusOr<std::vector<std::string>> theirs) mutable {
-                if (!theirs.ok()) return call->Finish(theirs.status());
-                const AliasLimits limits;
-                if (have + theirs->size() + 1 >
-                    static_cast<size_t>(limits.per_contact)) {
-                  call->runtime.metrics->RecordIdentityLink(
-                      IdentityLinkResult::kOverContactLimit);
-                  return call->Finish(
-                      absl::FailedPreconditionError(absl::StrCat(
-                          "identities[", i, "]: names the contact ", owner,
-                          "; merged, the two would have more "
-                          "aliases than a contact may have (",
-                          limits.per_contact, ")")));
-                }
-                call->runtime.merger->Merge(
-                    call->contact, owner, call->deadline,
-                    [call, i, owner](absl::Status merged) mutable {
-                      Audit(call->runtime, "MergeContacts", call->caller,
-                            call->contact, merged,
-                            absl::StrCat("absorbed ", owner));
-                      if (!merged.ok()) return call->Finish(merged);
-                      call->response->add_merged_contacts(owner);
-                      call->merged_at = i;
-                      call->next = i;  // link the identity again
-                      Step(std::move(call));
-                    });
-              });
-        });
-  }
-
-  void Finish(const absl::Status& status) {
-    Audit(runtime, "LinkIdentities", caller, contact, status,
-          absl::StrCat("linked ", response->linked_size(), ", already ",
-                       response->already_linked_size()));
-    FinishCall(reactor, runtime.metrics, Method::kLinkIdentities, start,
-               status);
-  }
-
-  static void Step(std::shared_ptr<LinkCall> call) {
-    if (call->next == call->identities.size()) {
-      return call->Finish(absl::OkStatus());
-    }
-    const size_t i = call->next++;
-    const std::string& alias = call->identities[i];
-    if (alias == call->contact) {
-      call->response->add_already_linked(alias);
-      return Step(std::move(call));
-    }
-    call->runtime.identity_store->Link(
-        call->contact, alias, AliasNamespace(alias), AliasLimits(),
-        call->deadline, [call, i](absl::StatusOr<LinkResult> result) mutable {
-          if (!result.ok()) return call->Finish(result.status());
-          const std::string& alias = call->identities[i];
-          Metrics* metrics = call->runtime.metrics;
-          using Outcome = LinkResult::Outcome;
-          switch (result->outcome) {
-            case Outcome::kLinked:
-              metrics->RecordIdentityLink(IdentityLinkResult::kLinked);
-              call->response->add_linked(alias);
-              if (call->runtime.identities != nullptr) {
-                call->runtime.identities->Remember(alias, call->contact);
-              }
-              return Step(std::move(call));
-            case Outcome::kAlreadyLinked:
-              metrics->RecordIdentityLink(IdentityLinkResult::kAlreadyLinked);
-              // An identity this call merged over is one it linked.
-              if (call->merged_at == i) {
-                call->response->add_linked(alias);
-              } else {
-                call->response->add_already_linked(alias);
-              }
-              return Step(std::move(call));
-            case Outcome::kOwnedByOther:
-              metrics->RecordIdentityLink(IdentityLinkResult::kOwnedByOther);
-              return MergeThenRelink(std::move(call), i, result->owner);
-            case Outcome::kOverContactLimit:
-              metrics->RecordIdentityLink(
-                  IdentityLinkResult::kOverContactLimit);
-              return call->Finish(absl::FailedPreconditionError(
-                  absl::StrCat("identities[", i,
-                               "]: the contact has the most aliases a "
-                               "contact may have (",
-                               AliasLimits().per_contact, ")")));
-            case Outcome::kOverNamespaceLimit:
-              metrics->RecordIdentityLink(
-                  IdentityLinkResult::kOverNamespaceLimit);
-              return call->Finish(absl::FailedPreconditionError(absl::StrCat(
-                  "identities[", i, "]: the contact has the most ",
-                  AliasNamespace(alias), " aliases a contact may have (",
-                  AliasLimits().per_namespace, ")")));
-          }
-        });
-  }
-};
-
 grpc::ServerUnaryReactor* JourneyServiceImpl::LinkIdentities(
     grpc::CallbackServerContext* context,
     const tappa::v1::LinkIdentitiesRequest* request,
@@ -668,8 +747,13 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::LinkIdentities(
     }
   }
   if (status.ok()) status = ValidateId("contact_id", request->contact_id());
-  if (status.ok() && !AliasNamespace(request->contact_id()).empty()) {
-    status = ValidateAlias("contact_id", request->contact_id());
+  std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
+  if (status.ok() && serving == nullptr) {
+    status = absl::UnavailableError("no ruleset is loaded");
+  }
+  const ruleset::Ruleset* rs = serving ? serving->ruleset.get() : nullptr;
+  if (status.ok() && !AliasNamespace(request->contact_id(), rs).empty()) {
+    status = ValidateAlias("contact_id", request->contact_id(), rs);
   }
   if (status.ok() && (request->identities_size() < 1 ||
                       request->identities_size() > kMaxLinkIdentities)) {
@@ -678,7 +762,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::LinkIdentities(
   }
   for (int i = 0; status.ok() && i < request->identities_size(); ++i) {
     status = ValidateAlias(absl::StrCat("identities[", i, "]"),
-                           request->identities(i));
+                           request->identities(i), rs);
   }
   if (status.ok() && runtime_.identity_store == nullptr) {
     status = absl::UnimplementedError("identities are not configured");
@@ -698,6 +782,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::LinkIdentities(
   call->deadline = deadline;
   call->slot = std::move(slot);
   call->caller = *std::move(caller);
+  call->serving = std::move(serving);
   for (const std::string& id : request->identities()) {
     if (std::find(call->identities.begin(), call->identities.end(), id) ==
         call->identities.end()) {

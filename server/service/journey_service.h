@@ -46,6 +46,12 @@ class JourneyServiceImpl final
  private:
   struct LinkCall;
 
+  // INVALID_ARGUMENT naming the field when a TrackEvent's identities may
+  // not be linked (not an identify event, a malformed alias, a namespace
+  // the ruleset does not auto-link).
+  absl::Status ValidateIdentifyIdentities(
+      const tappa::v1::TrackEventRequest& request) const;
+
   // Reads `id`, following merges (at most 3 hops) to the surviving contact.
   void ReadFollowingMerges(
       std::shared_ptr<const ServingRuleset> serving, std::string id,

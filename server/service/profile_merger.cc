@@ -29,17 +29,18 @@ void ProfileMerger::Merge(std::string survivor, std::string absorbed,
   }
   store_->Begin(
       survivor, absorbed, runtime_.clock->Now(), deadline,
-      [this, serving, survivor, absorbed, deadline, shared_done](
-          absl::StatusOr<std::pair<MergeStep, std::string>> begun) {
+      [this, serving, survivor, absorbed, deadline,
+       shared_done](absl::StatusOr<std::pair<MergeStep, std::string>> begun) {
         if (!begun.ok()) return (*shared_done)(begun.status());
         if (begun->first == MergeStep::kBusy) {
-          return (*shared_done)(absl::FailedPreconditionError(absl::StrCat(
-              "contact ", absorbed, " is being merged into ", begun->second,
-              "; retry once that merge is done")));
+          return (*shared_done)(absl::FailedPreconditionError(
+              absl::StrCat("contact ", absorbed, " is being merged into ",
+                           begun->second, "; retry once that merge is done")));
         }
         CrashIfAsked(1);
         store_->Apply(
-            serving->ruleset, survivor, absorbed, ruleset::MergeOptions(),
+            serving->ruleset, survivor, absorbed,
+            ruleset::MergeOptions{serving->ruleset->identity.merge_phase},
             runtime_.clock->Now(), deadline,
             [this, serving, survivor, absorbed, deadline,
              shared_done](absl::StatusOr<MergeStep> applied) {
@@ -88,8 +89,8 @@ void ProfileMerger::Sweep(absl::Duration stall, int per_shard,
   for (int shard = 0; shard < shards; ++shard) {
     store_->StalledMerges(
         shard, before, per_shard, deadline,
-        [this, pass, shard_done, deadline](
-            absl::StatusOr<std::vector<std::string>> stalled) {
+        [this, pass, shard_done,
+         deadline](absl::StatusOr<std::vector<std::string>> stalled) {
           if (!stalled.ok() || stalled->empty()) return shard_done();
           auto left = std::make_shared<std::atomic<int>>(
               static_cast<int>(stalled->size()));

@@ -143,10 +143,12 @@ inline void ResolveContact(
     const Runtime& runtime, absl::string_view field, absl::string_view id,
     absl::Time deadline,
     absl::AnyInvocable<void(absl::StatusOr<std::string>)> done) {
-  if (AliasNamespace(id).empty() || runtime.identities == nullptr) {
+  std::shared_ptr<const ServingRuleset> serving = runtime.rulesets->Get();
+  const ruleset::Ruleset* rs = serving ? serving->ruleset.get() : nullptr;
+  if (AliasNamespace(id, rs).empty() || runtime.identities == nullptr) {
     return done(std::string(id));
   }
-  if (absl::Status s = ValidateAlias(field, id); !s.ok()) return done(s);
+  if (absl::Status s = ValidateAlias(field, id, rs); !s.ok()) return done(s);
   runtime.identities->Resolve(id, deadline, std::move(done));
 }
 

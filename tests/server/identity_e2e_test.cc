@@ -1,6 +1,8 @@
 // End-to-end tests of identities (issue 7, first part): aliases resolved on
 // every request, LinkIdentities, limits, aliases in GetContact, erasure by
 // alias. The real tappa-server against a private redis-server.
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -516,6 +518,71 @@ TEST_F(IdentityE2eTest, TappactlLinksAndExports) {
   EXPECT_THAT(exported, HasSubstr(R"("contact_id":"c-anna")"));
   EXPECT_THAT(exported, HasSubstr(R"("aliases":["crm:7","social:@anna"])"));
   EXPECT_THAT(exported, HasSubstr(R"("stored":{)"));
+}
+
+TEST_F(IdentityE2eTest, IdentifyEventsLinkWhatTheRulesetAutoLinks) {
+  // The retail ruleset with an identity section: a loyalty card namespace
+  // that identify events may link, cookies they may not.
+  std::ifstream in(SourceDir() + "/rules/examples/retail.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  TempDir dir("tappa-identity-rules");
+  const std::string rules = dir.path() + "/rules.yaml";
+  {
+    std::ofstream out(rules);
+    out << text.str()
+        << "\nidentity:\n  namespaces: [loyalty]\n"
+           "  auto_link: [loyalty, email_sha256]\n";
+  }
+  ServerProcess::Options options;
+  options.redis_url = redis_->url();
+  options.rules_path = rules;
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+      ServerProcess::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  TappaClient client((*server)->channel());
+
+  // A loyalty card used in a store before any website visit: a contact of
+  // its own.
+  tappa::v1::TrackEventResponse r;
+  ASSERT_TRUE(
+      client.Track(MakeEvent("loyalty:L-77", "s1", "purchase", "store"), &r)
+          .ok());
+  EXPECT_EQ(r.contact_id(), "loyalty:L-77");
+  // The website visitor identifies with the card and an email: linked, and
+  // the card's profile merged into the visitor's.
+  ASSERT_TRUE(
+      client.Track(MakeEvent("cookie:v", "w1", "page_view", "web"), &r).ok());
+  tappa::v1::TrackEventRequest identify =
+      MakeEvent("cookie:v", "w2", "identify", "web");
+  identify.add_identities("loyalty:L-77");
+  identify.add_identities(kEmail);
+  grpc::Status s = client.Track(identify, &r);
+  ASSERT_TRUE(s.ok()) << Describe(s) << (*server)->Log();
+  tappa::v1::Contact contact;
+  ASSERT_TRUE(client.Get("loyalty:L-77", &contact).ok());
+  EXPECT_EQ(contact.contact_id(), "cookie:v");
+  EXPECT_THAT(contact.aliases(), ElementsAre(kEmail, "loyalty:L-77"));
+  EXPECT_EQ(Counter(contact, "purchases"), 1);
+  EXPECT_EQ(contact.phase(), "conversion");
+  // Cookies are linked only by LinkIdentities; other event types carry no
+  // identities; a namespace the ruleset lacks is malformed.
+  tappa::v1::TrackEventRequest cookie =
+      MakeEvent("cookie:v", "w3", "identify", "web");
+  cookie.add_identities("cookie:other");
+  grpc::Status refused = client.Track(cookie, &r);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.error_message(), HasSubstr("identities[0]"));
+  EXPECT_THAT(refused.error_message(), HasSubstr("auto_link"));
+  tappa::v1::TrackEventRequest view =
+      MakeEvent("cookie:v", "w4", "page_view", "web");
+  view.add_identities(kEmail);
+  EXPECT_EQ(client.Track(view, &r).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // A server whose ruleset lacks the namespace reads "loyalty:L-77" as a
+  // plain id, and still reaches the person through the merged profile's
+  // tombstone.
+  EXPECT_EQ(Track("loyalty:L-77").contact_id(), "cookie:v");
 }
 
 }  // namespace
