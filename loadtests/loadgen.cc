@@ -98,6 +98,10 @@ ABSL_FLAG(std::string, scenario, "web",
 ABSL_FLAG(int, streams, 4,
           "campaign: DecideBatch streams, spread over --connections.");
 ABSL_FLAG(int64_t, contacts, 100000, "Contacts c0 .. c<N-1>.");
+ABSL_FLAG(std::string, contact_alias, "",
+          "A namespace (e.g. crm): --preload links alias <namespace>:c<k> to "
+          "each contact c<k> (its identify event carries it), and every "
+          "other call names contacts by that alias, to measure resolution.");
 ABSL_FLAG(double, zipf, 0.99,
           "Zipf exponent of contact popularity (0: uniform).");
 ABSL_FLAG(std::string, rules, "",
@@ -270,7 +274,10 @@ class Workload {
                                                  "NL", "US", "GB"};
     static constexpr const char* kTiers[] = {"gold", "silver", "platinum"};
     request->set_event_id(NextEventId());
-    request->set_contact_id(ContactId(k));
+    // Preloading creates each contact under its canonical id, and links
+    // its alias when calls will use one.
+    request->set_contact_id(absl::StrCat("c", k));
+    if (!alias_namespace_.empty()) request->add_identities(ContactId(k));
     request->set_type("identify");
     request->set_channel(channels_[k % channels_.size()]);
     auto& props = *request->mutable_properties();
@@ -282,7 +289,18 @@ class Workload {
   int batch() const { return batch_; }
 
  private:
-  static std::string ContactId(int64_t k) { return absl::StrCat("c", k); }
+  // How calls name contact k: its canonical id, or its alias
+  // (--contact_alias).
+  std::string ContactId(int64_t k) const {
+    return alias_namespace_.empty() ? absl::StrCat("c", k)
+                                    : absl::StrCat(alias_namespace_, ":c", k);
+  }
+
+ public:
+  void set_alias_namespace(std::string ns) { alias_namespace_ = std::move(ns); }
+
+ private:
+  std::string alias_namespace_;
 
   std::string NextEventId() {
     return absl::StrCat(run_id_, "-",
@@ -1124,6 +1142,7 @@ int Main() {
   Workload workload(scenario, absl::GetFlag(FLAGS_contacts),
                     absl::GetFlag(FLAGS_zipf), placements, channels,
                     absl::GetFlag(FLAGS_batch), run_id);
+  workload.set_alias_namespace(absl::GetFlag(FLAGS_contact_alias));
 
   if (absl::GetFlag(FLAGS_preload) &&
       !Preload(connections, workload, o.deadline)) {
