@@ -17,6 +17,30 @@ namespace {
 
 using tappa::v1::Contact;
 
+// What every call about one contact checks first, in this order: the
+// caller's key has `scope`, the request decoded (valid UTF-8), contact_id
+// is well formed, a ruleset is loaded (`*serving`). Yields the key's name.
+template <typename Request>
+absl::StatusOr<std::string> StartContactCall(
+    const Runtime& runtime, const grpc::CallbackServerContext& context,
+    Scope scope, const Request& request,
+    std::shared_ptr<const ServingRuleset>* serving) {
+  absl::StatusOr<std::string> caller = AuthorizeCall(runtime, context, scope);
+  if (!caller.ok()) return caller;
+  if (std::string error = api::DecodeError(request); !error.empty()) {
+    return absl::InvalidArgumentError(error);
+  }
+  if (absl::Status s = ValidateId("contact_id", request.contact_id());
+      !s.ok()) {
+    return s;
+  }
+  *serving = runtime.rulesets->Get();
+  if (*serving == nullptr) {
+    return absl::UnavailableError("no ruleset is loaded");
+  }
+  return caller;
+}
+
 // Finishes a unary call and records it.
 void FinishCall(grpc::ServerUnaryReactor* reactor, Metrics* metrics,
                 Method method, absl::Time start, const absl::Status& status) {
@@ -627,19 +651,10 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::ExportContact(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
-  absl::StatusOr<std::string> caller =
-      AuthorizeCall(runtime_, *context, Scope::kReadContact);
+  std::shared_ptr<const ServingRuleset> serving;
+  absl::StatusOr<std::string> caller = StartContactCall(
+      runtime_, *context, Scope::kReadContact, *request, &serving);
   absl::Status status = caller.status();
-  if (status.ok()) {
-    if (std::string error = api::DecodeError(*request); !error.empty()) {
-      status = absl::InvalidArgumentError(error);
-    }
-  }
-  if (status.ok()) status = ValidateId("contact_id", request->contact_id());
-  std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
-  if (status.ok() && serving == nullptr) {
-    status = absl::UnavailableError("no ruleset is loaded");
-  }
   absl::Time deadline = CallDeadline(context, runtime_.write_budget);
   std::shared_ptr<Admission::Slot> slot;
   if (status.ok()) status = Admit(runtime_, deadline, &slot);
@@ -738,19 +753,10 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::LinkIdentities(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
+  std::shared_ptr<const ServingRuleset> serving;
   absl::StatusOr<std::string> caller =
-      AuthorizeCall(runtime_, *context, Scope::kTrack);
+      StartContactCall(runtime_, *context, Scope::kTrack, *request, &serving);
   absl::Status status = caller.status();
-  if (status.ok()) {
-    if (std::string error = api::DecodeError(*request); !error.empty()) {
-      status = absl::InvalidArgumentError(error);
-    }
-  }
-  if (status.ok()) status = ValidateId("contact_id", request->contact_id());
-  std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
-  if (status.ok() && serving == nullptr) {
-    status = absl::UnavailableError("no ruleset is loaded");
-  }
   const ruleset::Ruleset* rs = serving ? serving->ruleset.get() : nullptr;
   if (status.ok() && !AliasNamespace(request->contact_id(), rs).empty()) {
     status = ValidateAlias("contact_id", request->contact_id(), rs);
