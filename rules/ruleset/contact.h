@@ -72,6 +72,10 @@ struct ContactSnapshot {
   std::vector<RollingCount> rolling;
   // Attribute values must own their data (cel::Value::Own()).
   std::vector<std::pair<std::string, cel::Value>> attrs;
+  // When each attribute was last written (by an identify event); an
+  // attribute without an entry was written at an unknown time (before
+  // these times were kept). Profile merges keep the most recent write.
+  std::vector<std::pair<std::string, absl::Time>> attr_times;
   // Channel id -> consent given (true) or withdrawn (false).
   std::vector<std::pair<std::string, bool>> consents;
   std::optional<CxScore> nps;

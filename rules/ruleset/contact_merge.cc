@@ -125,19 +125,56 @@ V* FindEntry(std::vector<std::pair<std::string, V>>* entries,
   return nullptr;
 }
 
+// When `contact` last wrote attribute `name`, or nullopt when unknown.
+std::optional<absl::Time> WriteTime(const ContactSnapshot& contact,
+                                    const std::string& name) {
+  for (const auto& [n, t] : contact.attr_times) {
+    if (n == name) return t;
+  }
+  return std::nullopt;
+}
+
 void MergeAttributes(const ContactSnapshot& survivor,
                      const ContactSnapshot& absorbed, ContactSnapshot* merged) {
-  bool absorbed_wins = absorbed.last_seen > survivor.last_seen;
-  const ContactSnapshot& winner = absorbed_wins ? absorbed : survivor;
-  const ContactSnapshot& other = absorbed_wins ? survivor : absorbed;
+  // Whether the absorbed profile's value of `name` wins a conflict: the
+  // more recent write; when a time is unknown (written before times were
+  // kept), the more recently active profile; the survivor on a tie.
+  auto absorbed_wins = [&](const std::string& name) {
+    std::optional<absl::Time> s = WriteTime(survivor, name);
+    std::optional<absl::Time> a = WriteTime(absorbed, name);
+    if (s.has_value() && a.has_value()) return *a > *s;
+    return absorbed.last_seen > survivor.last_seen;
+  };
+  bool absorbed_active = absorbed.last_seen > survivor.last_seen;
+  const ContactSnapshot& first = absorbed_active ? absorbed : survivor;
+  const ContactSnapshot& second = absorbed_active ? survivor : absorbed;
   merged->attrs.clear();
-  for (const auto& [name, value] : winner.attrs) {
+  merged->attr_times.clear();
+  auto add = [&](const std::string& name, const cel::Value& value,
+                 const ContactSnapshot& from) {
     merged->attrs.emplace_back(name, value.Own());
+    if (std::optional<absl::Time> t = WriteTime(from, name)) {
+      merged->attr_times.emplace_back(name, *t);
+    }
+  };
+  // The more recently active profile's attributes first, so the limit
+  // keeps them; each conflict goes to the more recent write.
+  for (const auto& [name, value] : first.attrs) {
+    const cel::Value* theirs = nullptr;
+    for (const auto& [n, v] : second.attrs) {
+      if (n == name) theirs = &v;
+    }
+    bool first_is_absorbed = &first == &absorbed;
+    if (theirs != nullptr && absorbed_wins(name) != first_is_absorbed) {
+      add(name, *theirs, second);
+    } else {
+      add(name, value, first);
+    }
   }
-  for (const auto& [name, value] : other.attrs) {
+  for (const auto& [name, value] : second.attrs) {
     if (merged->attrs.size() >= kMaxAttributes) break;
     if (FindEntry(&merged->attrs, name) != nullptr) continue;
-    merged->attrs.emplace_back(name, value.Own());
+    add(name, value, second);
   }
 }
 

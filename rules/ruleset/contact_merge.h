@@ -19,14 +19,15 @@
 //                         count without buckets counts nothing.
 //   first_seen            the earlier; last_seen the later.
 //   last_seen_by_channel  the union; the later time where both have one.
-//   attrs                 the union. Where both have an attribute, the value
+//   attrs                 the union. Where both have an attribute, the
+//                         value written more recently (attr_times: identify
+//                         events record when); when a write time is unknown
+//                         (data written before times were kept), the value
 //                         of the profile active more recently (the later
-//                         last_seen; the survivor on a tie) wins: snapshots
-//                         keep no per-attribute write time, so the profile's
-//                         last activity stands for it. The merged profile
-//                         keeps at most kMaxAttributes (journey.h): all of
-//                         the winning profile's, then the other's in their
-//                         order while room is left. Values own their data.
+//                         last_seen); the survivor on a tie. At most
+//                         kMaxAttributes (journey.h): the more recently
+//                         active profile's names first. Values own their
+//                         data; attr_times follow the values kept.
 //   consents              per channel, the most restrictive: withdrawn
 //                         (false) on either side stays withdrawn — a merge
 //                         never revives a withdrawn consent; given (true)

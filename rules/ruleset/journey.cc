@@ -76,8 +76,13 @@ absl::Status ApplyBuiltinEffects(const Ruleset& ruleset, const Event& event,
             std::remove_if(c->attrs.begin(), c->attrs.end(),
                            [&name](const auto& e) { return e.first == name; }),
             c->attrs.end());
+        c->attr_times.erase(
+            std::remove_if(c->attr_times.begin(), c->attr_times.end(),
+                           [&name](const auto& e) { return e.first == name; }),
+            c->attr_times.end());
       } else {
         Upsert(&c->attrs, name, value);
+        Upsert(&c->attr_times, name, now);
       }
     }
     if (c->attrs.size() > kMaxAttributes) {

@@ -147,6 +147,17 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
       out.event_rate_state = value;
     } else if (field == "mi") {
       out.merged_into = value;
+    } else if (field == "at") {
+      // {"<attribute>": <unix ms>, ...}: when each was last written.
+      nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
+      if (j.is_object()) {
+        for (auto it = j.begin(); it != j.end(); ++it) {
+          if (it.value().is_number_integer()) {
+            c.attr_times.emplace_back(it.key(),
+                                      TimeOfMillis(it.value().get<int64_t>()));
+          }
+        }
+      }
     } else if (field == "ps") {
       ParseMillis(value, &c.phase_since);
     } else if (field == "fs") {
@@ -247,6 +258,21 @@ FieldMap EncodeContact(const ruleset::Ruleset& rs, const ContactSnapshot& c) {
   for (const auto& [name, value] : c.attrs) {
     f[absl::StrCat("a:", name)] = ValueToPlainJson(value).dump(
         -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  // One field for every attribute's write time: a field per attribute
+  // would double the hash's fields (and cost Redis' compact encoding).
+  nlohmann::json times = nlohmann::json::object();
+  for (const auto& [name, at] : c.attr_times) {
+    for (const auto& [attr, unused] : c.attrs) {
+      if (attr == name) {
+        times[name] = MillisOf(at);
+        break;
+      }
+    }
+  }
+  if (!times.empty()) {
+    f["at"] =
+        times.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   for (const auto& [channel, given] : c.consents) {
     // One character assigned with its length: GCC 12 warns (-Wrestrict,

@@ -9,6 +9,11 @@
 //   n:<counter>    all-time counter
 //   w:<counter>    windowed counter: "<first bucket>:<c0>,<c1>,..."
 //   a:<name>       attribute, as compact JSON
+//   at             when each attribute was last written: {"<name>": <ms>}
+//   r              the contact's event-rate token bucket (token_bucket.h)
+//   mi, tomb       merged (or being merged) into that contact; tombstone
+//                  (merge_store.h)
+//   mg:<contact>   that contact was merged into this one (merge marker)
 //   k:<channel>    consent: "1" given, "0" withdrawn
 //   x:<metric>     CX score: "<score>:<time>" (metric nps, csat, ces)
 // Times are Unix milliseconds in base 36 (8 characters for this century).

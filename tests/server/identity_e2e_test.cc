@@ -330,12 +330,15 @@ TEST_F(IdentityE2eTest, TheWorkedJourneyEndsAsOneContactInAdvocacy) {
 }
 
 TEST_F(IdentityE2eTest, MergeOfTwoRichProfilesFieldByField) {
-  // The survivor: consent to email given, one product view, a CRM tier.
+  // The other profile wrote a tier first...
+  ASSERT_TRUE(Link("c-web", {"cookie:w1", "device:d1"}).ok());
+  TrackProps("cookie:w1", "identify", "web", {{"tier", std::string("silver")}});
+  // The survivor: consent to email given, one product view, a CRM tier
+  // written after the other's.
   TrackProps("c-anna", "consent", "web", {{"email", true}, {"sms", true}});
   TrackProps("c-anna", "product_view", "web", {});
   TrackProps("c-anna", "identify", "web", {{"tier", std::string("gold")}});
-  // The other profile: withdrew email, two product views, a purchase.
-  ASSERT_TRUE(Link("c-web", {"cookie:w1", "device:d1"}).ok());
+  // ...and is active later: withdrew email, two product views, a purchase.
   TrackProps("cookie:w1", "consent", "web", {{"email", false}});
   TrackProps("cookie:w1", "product_view", "web", {});
   TrackProps("device:d1", "product_view", "app", {});
@@ -357,6 +360,7 @@ TEST_F(IdentityE2eTest, MergeOfTwoRichProfilesFieldByField) {
   EXPECT_FALSE(given);  // a withdrawal survives the merge
   ASSERT_TRUE(Consent(contact, "sms", &given));
   EXPECT_TRUE(given);
+  // The more recent write wins, though the other profile was active later.
   EXPECT_EQ(contact.attributes().at("tier").string_value(), "gold");
   EXPECT_EQ(contact.attributes().at("city").string_value(), "Rome");
   EXPECT_THAT(contact.aliases(),

@@ -280,6 +280,29 @@ TEST_F(ContactMerge, AttributesOfTheMoreRecentlyActiveProfileWin) {
   EXPECT_EQ(Attr(Merge(Survivor(), absorbed), "country"), "IT");
 }
 
+TEST_F(ContactMerge, AttributeConflictsGoToTheMoreRecentWrite) {
+  // The absorbed profile is active later, but the survivor wrote "country"
+  // after the absorbed one did: the survivor's value is the newer fact.
+  ContactSnapshot survivor = Survivor();
+  ContactSnapshot absorbed = Absorbed();
+  survivor.attr_times = {{"country", At(1, 7)}};
+  absorbed.attr_times = {{"country", At(1, 6)}, {"lang", At(1, 6)}};
+  ContactSnapshot merged = Merge(survivor, absorbed);
+  EXPECT_EQ(Attr(merged, "country"), "IT");
+  EXPECT_EQ(Attr(merged, "lang"), "de");
+  // The kept values keep their write times.
+  std::vector<std::pair<std::string, absl::Time>> times = merged.attr_times;
+  std::sort(times.begin(), times.end());
+  EXPECT_THAT(times,
+              ElementsAre(Pair("country", At(1, 7)), Pair("lang", At(1, 6))));
+  // Written later on the absorbed side: its value wins.
+  absorbed.attr_times = {{"country", At(1, 8)}};
+  EXPECT_EQ(Attr(Merge(survivor, absorbed), "country"), "DE");
+  // One side's time unknown (older data): the more recent activity decides.
+  absorbed.attr_times.clear();
+  EXPECT_EQ(Attr(Merge(survivor, absorbed), "country"), "DE");
+}
+
 TEST_F(ContactMerge, AttributeConflictOnATieGoesToTheSurvivor) {
   ContactSnapshot absorbed = Absorbed();
   absorbed.last_seen = Survivor().last_seen;

@@ -56,6 +56,9 @@ TEST(ContactCodecTest, RoundTripsEveryPart) {
   c.attrs = {{"country", cel::Value::String("IT")},
              {"age", cel::Value::Int(34)},
              {"vip", cel::Value::Bool(true)}};
+  c.attr_times = {{"country", now - absl::Hours(5)},
+                  {"vip", now - absl::Hours(1)},
+                  {"gone", now}};  // no such attribute: not stored
   c.consents = {{"email", true}, {"web", false}};
   c.nps = ruleset::CxScore{9, now - absl::Hours(3)};
 
@@ -72,6 +75,12 @@ TEST(ContactCodecTest, RoundTripsEveryPart) {
   EXPECT_EQ(back.counts[0], 5);  // windowed: 2 + 3 within the week
   EXPECT_EQ(back.counts[1], 4);
   ASSERT_EQ(back.attrs.size(), 3u);
+  ASSERT_EQ(back.attr_times.size(), 2u);
+  for (const auto& [name, at] : back.attr_times) {
+    EXPECT_EQ(at,
+              name == "country" ? now - absl::Hours(5) : now - absl::Hours(1))
+        << name;
+  }
   ASSERT_EQ(back.consents.size(), 2u);
   ASSERT_TRUE(back.nps.has_value());
   EXPECT_EQ(back.nps->score, 9);
