@@ -317,6 +317,49 @@ absl::Status JourneyServiceImpl::ValidateIdentifyIdentities(
   return absl::OkStatus();
 }
 
+void JourneyServiceImpl::TrackAndLink(
+    const tappa::v1::TrackEventRequest& request, absl::Time deadline,
+    const std::string& caller,
+    absl::AnyInvocable<void(absl::StatusOr<tappa::v1::TrackEventResponse>)>
+        done) {
+  if (request.identities_size() > 0) {
+    if (absl::Status s = ValidateIdentifyIdentities(request); !s.ok()) {
+      return done(s);
+    }
+  }
+  events_.Track(
+      request, deadline, caller,
+      [this, deadline, caller,
+       identities = std::vector<std::string>(request.identities().begin(),
+                                             request.identities().end()),
+       done = std::move(done)](
+          absl::StatusOr<tappa::v1::TrackEventResponse> result) mutable {
+        if (!result.ok() || identities.empty()) return done(std::move(result));
+        // The event is applied: now its identities, as LinkIdentities.
+        auto applied =
+            std::make_shared<tappa::v1::TrackEventResponse>(*std::move(result));
+        auto call = std::make_shared<LinkCall>();
+        call->runtime = runtime_;
+        call->serving = runtime_.rulesets->Get();
+        call->response = &call->own_response;
+        call->deadline = deadline;
+        call->caller = caller;
+        call->contact = applied->contact_id();
+        for (std::string& id : identities) {
+          if (std::find(call->identities.begin(), call->identities.end(), id) ==
+              call->identities.end()) {
+            call->identities.push_back(std::move(id));
+          }
+        }
+        call->on_done = [applied, done = std::move(done)](
+                            const absl::Status& linked) mutable {
+          if (!linked.ok()) return done(linked);
+          done(std::move(*applied));
+        };
+        LinkCall::Step(std::move(call));
+      });
+}
+
 grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
     grpc::CallbackServerContext* context,
     const tappa::v1::TrackEventRequest* request,
@@ -341,45 +384,13 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
     FinishCall(reactor, metrics, Method::kTrackEvent, start, s);
     return reactor;
   }
-  if (request->identities_size() > 0) {
-    absl::Status s = ValidateIdentifyIdentities(*request);
-    if (!s.ok()) {
-      FinishCall(reactor, metrics, Method::kTrackEvent, start, s);
-      return reactor;
-    }
-  }
-  events_.Track(
-      *request, deadline, *caller,
-      [this, reactor, response, metrics, start, slot, deadline, key = *caller,
-       identities = std::vector<std::string>(request->identities().begin(),
-                                             request->identities().end())](
-          absl::StatusOr<tappa::v1::TrackEventResponse> result) mutable {
-        if (!result.ok() || identities.empty()) {
-          if (result.ok()) *response = *std::move(result);
-          return FinishCall(reactor, metrics, Method::kTrackEvent, start,
+  TrackAndLink(*request, deadline, *caller,
+               [reactor, response, metrics, start,
+                slot](absl::StatusOr<tappa::v1::TrackEventResponse> result) {
+                 if (result.ok()) *response = *std::move(result);
+                 FinishCall(reactor, metrics, Method::kTrackEvent, start,
                             result.status());
-        }
-        *response = *std::move(result);
-        // The event is applied: now its identities, as LinkIdentities.
-        auto call = std::make_shared<LinkCall>();
-        call->runtime = runtime_;
-        call->serving = runtime_.rulesets->Get();
-        call->response = &call->own_response;
-        call->deadline = deadline;
-        call->slot = slot;
-        call->caller = key;
-        call->contact = response->contact_id();
-        for (std::string& id : identities) {
-          if (std::find(call->identities.begin(), call->identities.end(), id) ==
-              call->identities.end()) {
-            call->identities.push_back(std::move(id));
-          }
-        }
-        call->on_done = [reactor, metrics, start](const absl::Status& s) {
-          FinishCall(reactor, metrics, Method::kTrackEvent, start, s);
-        };
-        LinkCall::Step(std::move(call));
-      });
+               });
   return reactor;
 }
 
@@ -422,7 +433,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
   }
   for (int i = 0; i < n; ++i) {
     tappa::v1::TrackEventResult* slot = response->mutable_results(i);
-    events_.Track(
+    TrackAndLink(
         request->requests(i), deadline, *caller,
         [slot, remaining, reactor, metrics, start,
          admitted](absl::StatusOr<tappa::v1::TrackEventResponse> result) {

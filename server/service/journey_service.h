@@ -51,6 +51,13 @@ class JourneyServiceImpl final
   // the ruleset does not auto-link).
   absl::Status ValidateIdentifyIdentities(
       const tappa::v1::TrackEventRequest& request) const;
+  // Tracks one event and, for an identify event with identities, links
+  // them (merging profiles) once it is applied.
+  void TrackAndLink(
+      const tappa::v1::TrackEventRequest& request, absl::Time deadline,
+      const std::string& caller,
+      absl::AnyInvocable<void(absl::StatusOr<tappa::v1::TrackEventResponse>)>
+          done);
 
   // Reads `id`, following merges (at most 3 hops) to the surviving contact.
   void ReadFollowingMerges(

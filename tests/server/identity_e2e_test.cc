@@ -589,5 +589,29 @@ TEST_F(IdentityE2eTest, IdentifyEventsLinkWhatTheRulesetAutoLinks) {
   EXPECT_EQ(Track("loyalty:L-77").contact_id(), "cookie:v");
 }
 
+TEST_F(IdentityE2eTest, IdentifyEventsInABatchLinkToo) {
+  tappa::v1::TrackEventsRequest batch;
+  *batch.add_requests() = MakeEvent("c-batch", "b1", "page_view", "web");
+  tappa::v1::TrackEventRequest identify =
+      MakeEvent("c-batch", "b2", "identify", "web");
+  identify.add_identities("crm:9");
+  *batch.add_requests() = identify;
+  tappa::v1::TrackEventRequest refused =
+      MakeEvent("c-batch", "b3", "identify", "web");
+  refused.add_identities("cookie:9");  // not auto-linked by default
+  *batch.add_requests() = refused;
+  tappa::v1::TrackEventsResponse results;
+  ASSERT_TRUE(client_->TrackBatch(batch, &results).ok());
+  ASSERT_EQ(results.results_size(), 3);
+  EXPECT_TRUE(results.results(1).has_response());
+  EXPECT_EQ(results.results(2).error().code(),
+            static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(results.results(2).error().field(), "identities[0]");
+  tappa::v1::Contact contact;
+  ASSERT_TRUE(client_->Get("crm:9", &contact).ok());
+  EXPECT_EQ(contact.contact_id(), "c-batch");
+  EXPECT_THAT(contact.aliases(), ElementsAre("crm:9"));
+}
+
 }  // namespace
 }  // namespace tappa::testing
