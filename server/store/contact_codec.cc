@@ -147,17 +147,6 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
       out.event_rate_state = value;
     } else if (field == "mi") {
       out.merged_into = value;
-    } else if (field == "at") {
-      // {"<attribute>": <unix ms>, ...}: when each was last written.
-      nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
-      if (j.is_object()) {
-        for (auto it = j.begin(); it != j.end(); ++it) {
-          if (it.value().is_number_integer()) {
-            c.attr_times.emplace_back(it.key(),
-                                      TimeOfMillis(it.value().get<int64_t>()));
-          }
-        }
-      }
     } else if (field == "ps") {
       ParseMillis(value, &c.phase_since);
     } else if (field == "fs") {
@@ -191,10 +180,23 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
           break;
         }
         case 'a': {
-          nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
-          if (!j.is_discarded())
+          // An optional "<base-36 write time>|" before the JSON: JSON
+          // never starts with base-36 digits followed by '|'.
+          absl::string_view json = value;
+          size_t bar = json.find('|');
+          int64_t written = 0;
+          bool timed = bar != absl::string_view::npos && bar > 0 &&
+                       ParseBase36(json.substr(0, bar), &written);
+          if (timed) json = json.substr(bar + 1);
+          nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+          if (!j.is_discarded()) {
             c.attrs.emplace_back(std::string(name),
                                  ruleset::PlainJsonToValue(j));
+            if (timed) {
+              c.attr_times.emplace_back(std::string(name),
+                                        TimeOfMillis(written));
+            }
+          }
           break;
         }
         case 'u': {
@@ -256,23 +258,20 @@ FieldMap EncodeContact(const ruleset::Ruleset& rs, const ContactSnapshot& c) {
     }
   }
   for (const auto& [name, value] : c.attrs) {
-    f[absl::StrCat("a:", name)] = ValueToPlainJson(value).dump(
-        -1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
-  // One field for every attribute's write time: a field per attribute
-  // would double the hash's fields (and cost Redis' compact encoding).
-  nlohmann::json times = nlohmann::json::object();
-  for (const auto& [name, at] : c.attr_times) {
-    for (const auto& [attr, unused] : c.attrs) {
+    // "<write time>|<JSON>" (the time in base-36 ms) when the write time is
+    // known: in the value itself, since a separate field per attribute
+    // would double the fields, and one field for all would outgrow Redis'
+    // compact-encoding value limit (64 bytes).
+    std::string prefix;
+    for (const auto& [attr, at] : c.attr_times) {
       if (attr == name) {
-        times[name] = MillisOf(at);
+        prefix = absl::StrCat(Base36(MillisOf(at)), "|");
         break;
       }
     }
-  }
-  if (!times.empty()) {
-    f["at"] =
-        times.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    f[absl::StrCat("a:", name)] = absl::StrCat(
+        prefix, ValueToPlainJson(value).dump(
+                    -1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   for (const auto& [channel, given] : c.consents) {
     // One character assigned with its length: GCC 12 warns (-Wrestrict,

@@ -8,8 +8,7 @@
 //   l:<channel>    last seen on a channel
 //   n:<counter>    all-time counter
 //   w:<counter>    windowed counter: "<first bucket>:<c0>,<c1>,..."
-//   a:<name>       attribute, as compact JSON
-//   at             when each attribute was last written: {"<name>": <ms>}
+//   a:<name>       attribute: "<write time>|" (when known) and compact JSON
 //   r              the contact's event-rate token bucket (token_bucket.h)
 //   mi, tomb       merged (or being merged) into that contact; tombstone
 //                  (merge_store.h)
