@@ -183,33 +183,16 @@ void DecideNextBestAction(const Runtime& runtime, std::shared_ptr<Decision> d,
                           absl::Time read_deadline, absl::Time deadline,
                           NextBestActionResponse* response,
                           DecisionDone finish) {
+  // Named by an alias: read where the cache says it leads, else the
+  // alias's own hash (which redirects to its contact when linked).
+  absl::StatusOr<std::string> first = ContactToRead(
+      runtime, "contact_id", d->contact_id, d->serving->ruleset.get());
+  if (!first.ok()) return finish(first.status());
   if (!AliasNamespace(d->contact_id, d->serving->ruleset.get()).empty()) {
-    // Named by an alias: resolved first (one more round trip unless
-    // cached), within the read's time; the decision is the contact's.
-    const std::string alias = d->contact_id;
-    ResolveContact(
-        runtime, "contact_id", alias, read_deadline,
-        [&runtime, d, read_deadline, deadline, response,
-         finish](absl::StatusOr<std::string> contact) mutable {
-          if (!contact.ok()) {
-            if (contact.status().code() == absl::StatusCode::kInvalidArgument) {
-              return finish(contact.status());
-            }
-            AnswerDegraded(
-                runtime, *d,
-                contact.status().code() == absl::StatusCode::kDeadlineExceeded
-                    ? DegradedReason::kStoreTimeout
-                    : DegradedReason::kStoreUnavailable,
-                response);
-            return finish(absl::OkStatus());
-          }
-          d->contact_id = *std::move(contact);
-          response->set_contact_id(d->contact_id);
-          LoadAndDecide(runtime, std::move(d), read_deadline, deadline,
-                        response, std::move(finish));
-        });
-    return;
+    d->named_as = d->contact_id;
   }
+  d->contact_id = *std::move(first);
+  response->set_contact_id(d->contact_id);
   LoadAndDecide(runtime, std::move(d), read_deadline, deadline, response,
                 std::move(finish));
 }
@@ -234,8 +217,13 @@ void LoadAndDecide(const Runtime& runtime, std::shared_ptr<Decision> d,
           return finish(absl::OkStatus());
         }
         if (!loaded->merged_into.empty() && d->redirects < 3) {
-          // Merged into another contact: decide for that one.
+          // A linked alias, or a contact merged into another: decide for
+          // the contact it leads to (and remember the way).
           ++d->redirects;
+          if (!d->named_as.empty() && loaded->tombstone &&
+              runtime.identities != nullptr) {
+            runtime.identities->Remember(d->named_as, loaded->merged_into);
+          }
           d->contact_id = loaded->merged_into;
           response->set_contact_id(d->contact_id);
           return LoadAndDecide(runtime, std::move(d), read_deadline, deadline,

@@ -76,6 +76,7 @@ struct Decision {
   std::vector<int> exhausted;  // actions whose budget is spent
   std::vector<int> reserved;   // actions holding a leased unit for this call
   int redirects = 0;           // merged contacts followed while reading
+  std::string named_as;        // the alias the request named, if any
 };
 
 // The pure decision over what `d` holds (no I/O).

@@ -87,6 +87,7 @@ struct EventProcessor::Operation {
   // first applied to; a merge may redirect it to another).
   std::string sequenced_on;
   int redirects = 0;
+  std::string named_as;  // the alias the request named, if any
   Done done;
 };
 
@@ -137,31 +138,21 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   op->deadline = deadline;
   op->caller = std::string(caller);
   op->done = std::move(done);
-  const std::string& given = request.contact_id();
-  if (AliasNamespace(given, op->serving->ruleset.get()).empty()) {
-    op->sequenced_on = given;
-    sequencer_.Run(given, [this, op]() mutable { Attempt(std::move(op)); });
-    return;
+  // An alias is read where the cache says it leads, else as itself (its
+  // hash redirects to its contact when linked): no round trip of its own.
+  absl::StatusOr<std::string> first = ContactToRead(
+      runtime_, "contact_id", request.contact_id(), op->serving->ruleset.get());
+  if (!first.ok()) {
+    Done failed = std::move(op->done);
+    return failed(first.status());
   }
-  // An alias: resolved in the order events arrive for it (sequenced on the
-  // alias), then applied in that order on the canonical contact.
-  sequencer_.Run(given, [this, op, given]() mutable {
-    ResolveContact(
-        runtime_, "contact_id", given, op->deadline,
-        [this, op, given](absl::StatusOr<std::string> contact) mutable {
-          if (!contact.ok()) {
-            Done done = std::move(op->done);
-            op.reset();
-            done(contact.status());
-          } else {
-            op->request.set_contact_id(*contact);
-            op->sequenced_on = *contact;
-            sequencer_.Run(*contact,
-                           [this, op]() mutable { Attempt(std::move(op)); });
-          }
-          sequencer_.Done(given);
-        });
-  });
+  if (!AliasNamespace(request.contact_id(), op->serving->ruleset.get())
+           .empty()) {
+    op->named_as = request.contact_id();
+  }
+  op->request.set_contact_id(*first);
+  op->sequenced_on = *first;
+  sequencer_.Run(*first, [this, op]() mutable { Attempt(std::move(op)); });
 }
 
 void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
@@ -193,6 +184,11 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         // contact's; the merged profile is frozen and counts nothing new.
         if (!read->contact.merged_into.empty() && op->redirects < 3) {
           ++op->redirects;
+          if (!op->named_as.empty() && read->contact.tombstone &&
+              runtime_.identities != nullptr) {
+            runtime_.identities->Remember(op->named_as,
+                                          read->contact.merged_into);
+          }
           op->request.set_contact_id(read->contact.merged_into);
           return Attempt(std::move(op));
         }

@@ -100,6 +100,18 @@ void IdentityResolver::Resolve(
                  });
 }
 
+std::optional<std::string> IdentityResolver::Cached(absl::string_view alias) {
+  if (ttl_ <= absl::ZeroDuration()) return std::nullopt;
+  absl::MutexLock lock(&mu_);
+  auto it = cache_.find(alias);
+  if (it == cache_.end()) return std::nullopt;
+  if (it->second.expires <= absl::Now()) {
+    cache_.erase(it);
+    return std::nullopt;
+  }
+  return it->second.contact;
+}
+
 void IdentityResolver::Forget(absl::string_view alias) {
   absl::MutexLock lock(&mu_);
   cache_.erase(alias);

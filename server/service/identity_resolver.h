@@ -4,21 +4,23 @@
 // An id is an alias when the text before its first ':' is an identity
 // namespace: the built-in ones (cookie, device, email_sha256, phone_sha256,
 // crm, social) or one the ruleset declares (`identity.namespaces`).
-// Anything else is a canonical id and costs nothing to
-// resolve. An alias costs one GET of its record, awaited, unless this
-// server resolved it within the cache's lifetime (--alias_cache_ttl,
-// default 5 s): the staleness bound, after a link moves an alias on another
-// replica, during which this server may still route the alias to the
-// contact it named before. Links and erasures made through this server are
-// seen at once. An alias without a record names a contact of its own whose
-// canonical id is the alias itself (a visitor first seen by cookie); that
-// answer is not cached, so a link made elsewhere is seen by the next
-// request.
+// Anything else is a canonical id and costs nothing to resolve.
+//
+// Two ways to resolve. Resolve() reads the alias record (one GET), for
+// calls that may spend it (GetContact, ExportContact, DeleteContact,
+// LinkIdentities). The request path (decisions, events) spends nothing:
+// runtime.h ContactToRead() takes a fresh cache entry, else the alias
+// itself, whose hash redirects to the contact it names when linked
+// (identity_store.h); the reader follows the redirect and Remember()s it.
+// The cache (--alias_cache_ttl, default 5 s) is the staleness bound after
+// a link made through another replica. An alias without a record names a
+// contact of its own whose canonical id is the alias itself.
 //
 // Thread safety: thread-safe.
 #ifndef TAPPA_SERVER_SERVICE_IDENTITY_RESOLVER_H_
 #define TAPPA_SERVER_SERVICE_IDENTITY_RESOLVER_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -56,6 +58,9 @@ class IdentityResolver {
   // else on the Redis loop thread.
   void Resolve(absl::string_view id, absl::Time deadline,
                absl::AnyInvocable<void(absl::StatusOr<std::string>)> done);
+
+  // What this server remembers about `alias`, if it is fresh.
+  std::optional<std::string> Cached(absl::string_view alias);
 
   // Drops what this server remembers about `alias` (it was just linked or
   // erased here).

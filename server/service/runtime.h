@@ -152,6 +152,24 @@ inline void ResolveContact(
   runtime.identities->Resolve(id, deadline, std::move(done));
 }
 
+// The contact to read first for a request naming `id`, on the paths that
+// must not spend a round trip resolving (decisions, events): the contact a
+// fresh cache entry names, else `id` itself. An alias's own hash redirects
+// to the contact it names (identity_store.h), so the read that follows
+// finds the way. INVALID_ARGUMENT naming `field` for a malformed alias.
+inline absl::StatusOr<std::string> ContactToRead(
+    const Runtime& runtime, absl::string_view field, absl::string_view id,
+    const ruleset::Ruleset* ruleset) {
+  if (AliasNamespace(id, ruleset).empty()) return std::string(id);
+  if (absl::Status s = ValidateAlias(field, id, ruleset); !s.ok()) return s;
+  if (runtime.identities != nullptr) {
+    if (std::optional<std::string> cached = runtime.identities->Cached(id)) {
+      return *std::move(cached);
+    }
+  }
+  return std::string(id);
+}
+
 // Writes an audit line at the server's clock, if auditing is on.
 inline void Audit(const Runtime& runtime, absl::string_view method,
                   absl::string_view key_name, absl::string_view target,

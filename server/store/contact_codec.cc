@@ -147,6 +147,8 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
       out.event_rate_state = value;
     } else if (field == "mi") {
       out.merged_into = value;
+    } else if (field == "tomb") {
+      out.tombstone = true;
     } else if (field == "ps") {
       ParseMillis(value, &c.phase_since);
     } else if (field == "fs") {

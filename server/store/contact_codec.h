@@ -87,6 +87,10 @@ struct DecodedContact {
   // Field "mi": the contact is being merged, or was merged, into this one
   // (merge_store.h); requests naming it are redirected there.
   std::string merged_into;
+  // The redirect is final (a linked alias's hash, or a merge finished):
+  // safe to remember. Without it a merge is in progress, and what the
+  // merged contact counted is not yet on the survivor.
+  bool tombstone = false;
   ruleset::ContactSnapshot snapshot;
 };
 

@@ -33,16 +33,33 @@ return 0
 // (now or already), else the other owner: the record's contact, or the
 // alias itself when it has a profile of its own (a visitor first seen by
 // that cookie): linking it elsewhere would strand that profile.
+//
+// With the record, the alias's own hash becomes a redirect {mi, tomb, v}
+// (merge_store.h's tombstone form): a request naming the alias reads that
+// hash like any contact's and follows it, so resolving an alias costs no
+// round trip of its own; its version makes an event racing the link
+// re-read and follow it too.
 constexpr char kClaimScript[] = R"lua(
+local function redirect()
+  if ARGV[2] ~= ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then
+    redis.call('HSET', KEYS[2], 'mi', ARGV[1], 'tomb', '1', 'v', '1')
+  end
+end
 local owner = redis.call('GET', KEYS[1])
 if not owner then
   if ARGV[2] ~= ARGV[1] and redis.call('EXISTS', KEYS[2]) == 1 then
-    return ARGV[2]
+    if not redis.call('HGET', KEYS[2], 'tomb') then return ARGV[2] end
+    local mi = redis.call('HGET', KEYS[2], 'mi')
+    if mi and mi ~= ARGV[1] then return mi end
   end
   redis.call('SET', KEYS[1], ARGV[1])
+  redirect()
   return ''
 end
-if owner == ARGV[1] then return '' end
+if owner == ARGV[1] then
+  redirect()
+  return ''
+end
 return owner
 )lua";
 

@@ -5,12 +5,12 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/match.h"
 #include "server/store/followup_store.h"
 
 namespace tappa::server {
@@ -87,6 +87,9 @@ end
 if redis.call('HGET', KEYS[2], 'tomb') and
    redis.call('HGET', KEYS[2], 'mi') == ARGV[1] then
   redis.call('HSET', KEYS[2], 'mi', ARGV[2])
+  redis.call('HINCRBY', KEYS[2], 'v', 1)
+elseif moved == 1 and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[2], 'mi', ARGV[2], 'tomb', '1', 'v', '1')
 end
 return moved
 )lua";
@@ -251,9 +254,8 @@ void MergeStore::Apply(std::shared_ptr<const ruleset::Ruleset> ruleset,
                        absl::string_view survivor, absl::string_view absorbed,
                        const ruleset::MergeOptions& options, absl::Time now,
                        absl::Time deadline, Done<MergeStep> done) {
-  ApplyAttempt(std::move(ruleset), std::string(survivor),
-               std::string(absorbed), options, now, deadline, 1,
-               std::move(done));
+  ApplyAttempt(std::move(ruleset), std::string(survivor), std::string(absorbed),
+               options, now, deadline, 1, std::move(done));
 }
 
 void MergeStore::ApplyAttempt(std::shared_ptr<const ruleset::Ruleset> ruleset,
@@ -331,10 +333,9 @@ void MergeStore::ApplyAttempt(std::shared_ptr<const ruleset::Ruleset> ruleset,
                                          absl::StrCat("merge:", absorbed));
           set.emplace_back(p.field, absl::StrCat(Base36(MillisOf(p.due)), "|",
                                                  id, "|", p.dedupe_key));
-          schedule.push_back(
-              {id, p.due,
-               EncodeFollowUpPayload(
-                   {survivor, p.rule_id, p.dedupe_key, now})});
+          schedule.push_back({id, p.due,
+                              EncodeFollowUpPayload(
+                                  {survivor, p.rule_id, p.dedupe_key, now})});
         }
         std::string history =
             r[4].is_nil() ? std::string()
@@ -373,12 +374,11 @@ void MergeStore::ApplyAttempt(std::shared_ptr<const ruleset::Ruleset> ruleset,
         }
         contacts_->RunScript(
             apply_script_, apply_sha_,
-            {a.contact, a.history, a.restraint, a.shard_phases,
-             a.followups_due, a.followups_pending, a.activity},
+            {a.contact, a.history, a.restraint, a.shard_phases, a.followups_due,
+             a.followups_pending, a.activity},
             std::move(args), deadline,
-            [this, ruleset, survivor, absorbed, options, now, deadline,
-             attempt, done = std::move(done)](
-                absl::StatusOr<RedisReply> reply) mutable {
+            [this, ruleset, survivor, absorbed, options, now, deadline, attempt,
+             done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
               if (!reply.ok()) return done(reply.status());
               if (reply->type != RedisReply::Type::kString &&
                   reply->type != RedisReply::Type::kStatus) {
@@ -387,8 +387,8 @@ void MergeStore::ApplyAttempt(std::shared_ptr<const ruleset::Ruleset> ruleset,
               if (reply->str == "conflict") {
                 if (attempt >= 32) return done(MergeStep::kConflict);
                 return ApplyAttempt(std::move(ruleset), std::move(survivor),
-                                    std::move(absorbed), options, now,
-                                    deadline, attempt + 1, std::move(done));
+                                    std::move(absorbed), options, now, deadline,
+                                    attempt + 1, std::move(done));
               }
               done(MergeStep::kDone);
             });
@@ -400,8 +400,8 @@ void MergeStore::MoveAliases(absl::string_view survivor,
                              Done<int> done) {
   identities_->Aliases(
       absorbed, deadline,
-      [this, survivor = std::string(survivor),
-       absorbed = std::string(absorbed), deadline, done = std::move(done)](
+      [this, survivor = std::string(survivor), absorbed = std::string(absorbed),
+       deadline, done = std::move(done)](
           absl::StatusOr<std::vector<std::string>> aliases) mutable {
         if (!aliases.ok()) return done(aliases.status());
         // B's own id goes too: it names A from now on (as an alias when it
@@ -426,8 +426,8 @@ void MergeStore::MoveAliases(absl::string_view survivor,
                shared_done](absl::StatusOr<RedisReply> r) {
                 if (!r.ok() || r->type != RedisReply::Type::kInteger) {
                   if (!pass->failed.exchange(true)) {
-                    pass->error = r.ok() ? UnexpectedReply("repoint", *r)
-                                         : r.status();
+                    pass->error =
+                        r.ok() ? UnexpectedReply("repoint", *r) : r.status();
                   }
                 } else {
                   pass->moved += static_cast<int>(r->integer);
@@ -504,8 +504,7 @@ void MergeStore::StalledMerges(int shard, absl::Time before, int limit,
   contacts_->redis()->Command(
       {"ZRANGEBYSCORE", PendingMergesKey(shard), "-inf",
        absl::StrCat(MillisOf(before)), "LIMIT", "0", absl::StrCat(limit)},
-      deadline,
-      [done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
+      deadline, [done = std::move(done)](absl::StatusOr<RedisReply> r) mutable {
         if (!r.ok()) return done(r.status());
         if (r->type != RedisReply::Type::kArray) {
           return done(UnexpectedReply("pending merges", *r));
