@@ -13,11 +13,12 @@
 // through. With its record, a linked alias's own contact key
 // tp:{s}:c:<alias> holds a redirect {mi: <contact>, tomb: 1, v} (the
 // tombstone form of merge_store.h), so the request path reads an alias like
-// any contact id and follows the redirect: no round trip spent resolving. Linking writes the set first, then the record; an alias in a
-// set whose record is missing (a crash between the two) is repaired by
-// linking it again (linking is idempotent). An alias with no record names a
-// contact of its own: the alias string is then that contact's canonical id
-// (a visitor first seen by cookie is the contact "cookie:<value>").
+// any contact id and follows the redirect: no round trip spent resolving.
+// Linking writes the set first, then the record; an alias in a set whose record
+// is missing (a crash between the two) is repaired by linking it again (linking
+// is idempotent). An alias with no record names a contact of its own: the alias
+// string is then that contact's canonical id (a visitor first seen by cookie is
+// the contact "cookie:<value>").
 //
 // Thread safety: thread-safe; callbacks run on the Redis client's loop
 // thread and must not block.
