@@ -74,21 +74,9 @@ IdentityResolver::IdentityResolver(IdentityStore* store,
 void IdentityResolver::Resolve(
     absl::string_view id, absl::Time deadline,
     absl::AnyInvocable<void(absl::StatusOr<std::string>)> done) {
-  if (ttl_ > absl::ZeroDuration()) {
-    std::optional<std::string> cached;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = cache_.find(id);
-      if (it != cache_.end()) {
-        if (it->second.expires > absl::Now()) {
-          cached = it->second.contact;
-        } else {
-          cache_.erase(it);
-        }
-      }
-    }
-    // `done` runs without the lock: it may call back into the resolver.
-    if (cached.has_value()) return done(*std::move(cached));
+  // `done` runs without the lock: it may call back into the resolver.
+  if (std::optional<std::string> cached = Cached(id)) {
+    return done(*std::move(cached));
   }
   store_->Lookup(id, deadline,
                  [this, alias = std::string(id), done = std::move(done)](

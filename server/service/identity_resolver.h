@@ -7,8 +7,9 @@
 // Anything else is a canonical id and costs nothing to resolve.
 //
 // Two ways to resolve. Resolve() reads the alias record (one GET), for
-// calls that may spend it (GetContact, ExportContact, DeleteContact,
-// LinkIdentities). The request path (decisions, events) spends nothing:
+// calls that need the canonical id before writing (DeleteContact,
+// LinkIdentities, Simulate). Readers (decisions, events, GetContact,
+// ExportContact) spend nothing:
 // runtime.h ContactToRead() takes a fresh cache entry, else the alias
 // itself, whose hash redirects to the contact it names when linked
 // (identity_store.h); the reader follows the redirect and Remember()s it.

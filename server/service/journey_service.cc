@@ -527,48 +527,48 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
     FinishCall(reactor, metrics, Method::kGetContact, start, s);
     return reactor;
   }
-  ResolveContact(
-      runtime_, "contact_id", request->contact_id(), deadline,
-      [this, serving, reactor, response, metrics, start, slot, now,
-       deadline](absl::StatusOr<std::string> contact) {
-        if (!contact.ok()) {
-          return FinishCall(reactor, metrics, Method::kGetContact, start,
-                            contact.status());
-        }
-        ReadFollowingMerges(
-            serving, *contact, now, deadline, 0,
-            [this, serving, reactor, response, metrics, start, slot,
-             deadline](absl::StatusOr<StoredContactView> view) {
-              if (!view.ok()) {
-                return FinishCall(reactor, metrics, Method::kGetContact, start,
-                                  view.status());
-              }
-              const std::string id = view->contact.snapshot.id;
-              if (!view->contact.exists) {
-                return FinishCall(
-                    reactor, metrics, Method::kGetContact, start,
-                    absl::NotFoundError("contact_id: no such contact"));
-              }
-              FillContact(*serving->ruleset, *view,
-                          response->mutable_contact());
-              if (runtime_.identity_store == nullptr) {
-                return FinishCall(reactor, metrics, Method::kGetContact, start,
-                                  absl::OkStatus());
-              }
-              runtime_.identity_store->Aliases(
-                  id, deadline,
-                  [reactor, response, metrics, start,
-                   slot](absl::StatusOr<std::vector<std::string>> aliases) {
-                    if (aliases.ok()) {
-                      for (std::string& a : *aliases) {
-                        response->mutable_contact()->add_aliases(std::move(a));
-                      }
-                    }
-                    FinishCall(reactor, metrics, Method::kGetContact, start,
-                               aliases.status());
-                  });
-            });
-      });
+  // No resolving round trip: the reads follow a linked alias's redirect.
+  auto read_contact = [this, serving, reactor, response, metrics, start, slot,
+                       now, deadline](absl::StatusOr<std::string> contact) {
+    if (!contact.ok()) {
+      return FinishCall(reactor, metrics, Method::kGetContact, start,
+                        contact.status());
+    }
+    ReadFollowingMerges(
+        serving, *contact, now, deadline, 0,
+        [this, serving, reactor, response, metrics, start, slot,
+         deadline](absl::StatusOr<StoredContactView> view) {
+          if (!view.ok()) {
+            return FinishCall(reactor, metrics, Method::kGetContact, start,
+                              view.status());
+          }
+          const std::string id = view->contact.snapshot.id;
+          if (!view->contact.exists) {
+            return FinishCall(
+                reactor, metrics, Method::kGetContact, start,
+                absl::NotFoundError("contact_id: no such contact"));
+          }
+          FillContact(*serving->ruleset, *view, response->mutable_contact());
+          if (runtime_.identity_store == nullptr) {
+            return FinishCall(reactor, metrics, Method::kGetContact, start,
+                              absl::OkStatus());
+          }
+          runtime_.identity_store->Aliases(
+              id, deadline,
+              [reactor, response, metrics, start,
+               slot](absl::StatusOr<std::vector<std::string>> aliases) {
+                if (aliases.ok()) {
+                  for (std::string& a : *aliases) {
+                    response->mutable_contact()->add_aliases(std::move(a));
+                  }
+                }
+                FinishCall(reactor, metrics, Method::kGetContact, start,
+                           aliases.status());
+              });
+        });
+  };
+  read_contact(ContactToRead(runtime_, "contact_id", request->contact_id(),
+                             serving->ruleset.get()));
   return reactor;
 }
 
@@ -681,79 +681,79 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::ExportContact(
         Audit(runtime_, "ExportContact", key, target, result);
         FinishCall(reactor, metrics, Method::kExportContact, start, result);
       });
-  ResolveContact(
-      runtime_, "contact_id", request->contact_id(), deadline,
-      [this, serving, response, now, deadline, finish,
-       given = request->contact_id()](absl::StatusOr<std::string> contact) {
-        if (!contact.ok()) return (*finish)(given, contact.status());
-        ReadFollowingMerges(
-            serving, *contact, now, deadline, 0,
-            [this, serving, response, now, deadline, finish,
-             given](absl::StatusOr<StoredContactView> view) {
-              if (!view.ok()) return (*finish)(given, view.status());
-              if (!view->contact.exists) {
-                return (*finish)(
-                    given, absl::NotFoundError("contact_id: no such contact"));
-              }
-              const std::string id = view->contact.snapshot.id;
-              FillContact(*serving->ruleset, *view,
-                          response->mutable_contact());
-              *response->mutable_export_time() = TimeToProto(now);
-              ContactKeys keys = runtime_.store->KeysFor(id);
-              std::vector<std::vector<std::string>> reads = {
-                  {"HGETALL", keys.contact},
-                  {"HGETALL", keys.restraint},
-                  {"GET", keys.history}};
-              if (runtime_.identity_store != nullptr) {
-                reads.push_back(
-                    {"SMEMBERS", runtime_.identity_store->AliasSetKey(id)});
-              }
-              runtime_.store->redis()->Pipeline(
-                  std::move(reads), deadline,
-                  [response, finish,
-                   id](absl::StatusOr<std::vector<RedisReply>> replies) {
-                    if (!replies.ok()) return (*finish)(id, replies.status());
-                    // Some stored names are binary (the 8 bytes of an event
-                    // id's hash): JSON strings must be UTF-8, so those are
-                    // written as "hex:" and their bytes in hex.
-                    auto text = [](const std::string& bytes) {
-                      return cel::IsValidUtf8(bytes)
-                                 ? bytes
-                                 : absl::StrCat("hex:",
-                                                absl::BytesToHexString(bytes));
-                    };
-                    auto as_struct = [&text](const RedisReply& hash) {
-                      google::protobuf::Struct out;
-                      for (size_t i = 0; i + 1 < hash.elements.size(); i += 2) {
-                        (*out.mutable_fields())[text(hash.elements[i].str)]
-                            .set_string_value(text(hash.elements[i + 1].str));
-                      }
-                      return out;
-                    };
-                    auto& fields =
-                        *response->mutable_stored()->mutable_fields();
-                    *fields["contact"].mutable_struct_value() =
-                        as_struct((*replies)[0]);
-                    *fields["restraint"].mutable_struct_value() =
-                        as_struct((*replies)[1]);
-                    fields["history"].set_string_value(text((*replies)[2].str));
-                    if (replies->size() > 3) {
-                      std::vector<std::string> aliases;
-                      for (const RedisReply& a : (*replies)[3].elements) {
-                        aliases.push_back(a.str);
-                      }
-                      std::sort(aliases.begin(), aliases.end());
-                      response->mutable_contact()->clear_aliases();
-                      auto* list = fields["aliases"].mutable_list_value();
-                      for (const std::string& a : aliases) {
-                        response->mutable_contact()->add_aliases(a);
-                        list->add_values()->set_string_value(a);
-                      }
-                    }
-                    (*finish)(id, absl::OkStatus());
-                  });
-            });
-      });
+  // No resolving round trip: the reads follow a linked alias's redirect.
+  auto read_contact = [this, serving, response, now, deadline, finish,
+                       given = request->contact_id()](
+                          absl::StatusOr<std::string> contact) {
+    if (!contact.ok()) return (*finish)(given, contact.status());
+    ReadFollowingMerges(
+        serving, *contact, now, deadline, 0,
+        [this, serving, response, now, deadline, finish,
+         given](absl::StatusOr<StoredContactView> view) {
+          if (!view.ok()) return (*finish)(given, view.status());
+          if (!view->contact.exists) {
+            return (*finish)(
+                given, absl::NotFoundError("contact_id: no such contact"));
+          }
+          const std::string id = view->contact.snapshot.id;
+          FillContact(*serving->ruleset, *view, response->mutable_contact());
+          *response->mutable_export_time() = TimeToProto(now);
+          ContactKeys keys = runtime_.store->KeysFor(id);
+          std::vector<std::vector<std::string>> reads = {
+              {"HGETALL", keys.contact},
+              {"HGETALL", keys.restraint},
+              {"GET", keys.history}};
+          if (runtime_.identity_store != nullptr) {
+            reads.push_back(
+                {"SMEMBERS", runtime_.identity_store->AliasSetKey(id)});
+          }
+          runtime_.store->redis()->Pipeline(
+              std::move(reads), deadline,
+              [response, finish,
+               id](absl::StatusOr<std::vector<RedisReply>> replies) {
+                if (!replies.ok()) return (*finish)(id, replies.status());
+                // Some stored names are binary (the 8 bytes of an event
+                // id's hash): JSON strings must be UTF-8, so those are
+                // written as "hex:" and their bytes in hex.
+                auto text = [](const std::string& bytes) {
+                  return cel::IsValidUtf8(bytes)
+                             ? bytes
+                             : absl::StrCat("hex:",
+                                            absl::BytesToHexString(bytes));
+                };
+                auto as_struct = [&text](const RedisReply& hash) {
+                  google::protobuf::Struct out;
+                  for (size_t i = 0; i + 1 < hash.elements.size(); i += 2) {
+                    (*out.mutable_fields())[text(hash.elements[i].str)]
+                        .set_string_value(text(hash.elements[i + 1].str));
+                  }
+                  return out;
+                };
+                auto& fields = *response->mutable_stored()->mutable_fields();
+                *fields["contact"].mutable_struct_value() =
+                    as_struct((*replies)[0]);
+                *fields["restraint"].mutable_struct_value() =
+                    as_struct((*replies)[1]);
+                fields["history"].set_string_value(text((*replies)[2].str));
+                if (replies->size() > 3) {
+                  std::vector<std::string> aliases;
+                  for (const RedisReply& a : (*replies)[3].elements) {
+                    aliases.push_back(a.str);
+                  }
+                  std::sort(aliases.begin(), aliases.end());
+                  response->mutable_contact()->clear_aliases();
+                  auto* list = fields["aliases"].mutable_list_value();
+                  for (const std::string& a : aliases) {
+                    response->mutable_contact()->add_aliases(a);
+                    list->add_values()->set_string_value(a);
+                  }
+                }
+                (*finish)(id, absl::OkStatus());
+              });
+        });
+  };
+  read_contact(ContactToRead(runtime_, "contact_id", request->contact_id(),
+                             serving->ruleset.get()));
   return reactor;
 }
 
