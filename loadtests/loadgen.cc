@@ -908,11 +908,16 @@ int RunCampaign(const Options& o, std::vector<Connection>* connections,
       auto stream = conn.decisions->DecideBatch(&context);
       std::thread writer([&] {
         std::mt19937_64 rng(o.seed * 1000003 + s);
+        int64_t written = 0;
         for (int64_t k = s; NowNanos() < measure_end; k += o.streams) {
           v1::DecideBatchRequest request;
           workload.FillCampaign(rng, k, &request);
           request.set_request_id(absl::StrCat(NowNanos()));
-          if (!stream->Write(request)) break;
+          // Corked: most writes only fill gRPC's buffer (buffer hint), every
+          // 16th flushes, so the client spends one send per 16 requests.
+          grpc::WriteOptions options;
+          if (++written % 16 != 0) options.set_buffer_hint();
+          if (!stream->Write(request, options)) break;
         }
         stream->WritesDone();
       });

@@ -106,10 +106,20 @@ ABSL_FLAG(
     absl::Duration, decision_budget, absl::Milliseconds(20),
     "The time a NextBestAction may take when the client sets no deadline; past "
     "it the answer is the placement's fallback, flagged degraded.");
+ABSL_FLAG(absl::Duration, batch_decision_budget, absl::Milliseconds(250),
+          "The time each decision of a DecideBatch stream may take from its "
+          "start (bounded by the stream's deadline); past it the answer is "
+          "the placement's fallback, flagged degraded. Longer than "
+          "--decision_budget: nobody waits on an outbound decision, and a "
+          "degraded newsletter offer is worse than a late one.");
 ABSL_FLAG(absl::Duration, write_budget, absl::Seconds(5),
           "The time an event or contact read may take when the client sets no "
           "deadline.");
-ABSL_FLAG(int, redis_connections, 2, "Pipelined connections to Redis.");
+ABSL_FLAG(int, redis_connections, 2,
+          "Pipelined connections to Redis, in all (at least one per loop).");
+ABSL_FLAG(int, redis_loops, 2,
+          "Redis client loop threads. Replies are decoded and decisions run "
+          "on them, so more loops spread that work over more cores.");
 ABSL_FLAG(int, shards, tappa::server::kDefaultShards,
           "Contact shards (fixed for the life of a deployment: changing it "
           "orphans data).");
@@ -300,6 +310,7 @@ int Run() {
   RedisClient::Options redis_options;
   redis_options.endpoint = *endpoint;
   redis_options.connections = absl::GetFlag(FLAGS_redis_connections);
+  redis_options.loops = absl::GetFlag(FLAGS_redis_loops);
   redis_options.observer = [&metrics](absl::string_view command,
                                       absl::Duration latency, bool ok) {
     metrics.RecordRedis(command, latency, ok);
@@ -376,6 +387,7 @@ int Run() {
   runtime.admission = &admission;
   runtime.posteriors = &posteriors;
   runtime.decision_budget = absl::GetFlag(FLAGS_decision_budget);
+  runtime.batch_decision_budget = absl::GetFlag(FLAGS_batch_decision_budget);
   runtime.write_budget = absl::GetFlag(FLAGS_write_budget);
   runtime.identity_store = &identity_store;
   runtime.identities = &identities;

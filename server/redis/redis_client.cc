@@ -100,8 +100,11 @@ class RedisClient::Impl {
     absl::Time last_reply;
   };
 
-  Impl(RedisClient* owner, Options options)
-      : owner_(owner), options_(std::move(options)) {}
+  // `connections` of its own, served by its own loop thread.
+  Impl(RedisClient* owner, Options options, int connections)
+      : owner_(owner),
+        options_(std::move(options)),
+        connection_count_(connections) {}
 
   absl::Status Init() {
     static absl::once_flag once;
@@ -112,8 +115,7 @@ class RedisClient::Impl {
     watchdog_ = event_new(base_, -1, EV_PERSIST, &Impl::OnWatchdog, this);
     timeval period = DurationToTimeval(kWatchdogPeriod);
     event_add(watchdog_, &period);
-    int n = std::max(1, options_.connections);
-    for (int i = 0; i < n; ++i) {
+    for (int i = 0; i < connection_count_; ++i) {
       auto c = std::make_unique<Connection>();
       c->impl = this;
       c->index = i;
@@ -181,6 +183,9 @@ class RedisClient::Impl {
     absl::MutexLock lock(&mu_);
     return last_error_;
   }
+
+  // True when one of this loop's connections is up.
+  bool ready() const { return ready_.load(std::memory_order_relaxed) > 0; }
 
  private:
   // ---- Submission (loop thread) ------------------------------------------
@@ -433,6 +438,7 @@ class RedisClient::Impl {
       c->state = Connection::State::kReady;
       c->backoff = options_.initial_backoff;
       SetError(absl::OkStatus());
+      ready_.fetch_add(1);
       owner_->connected_count_.fetch_add(1);
     };
     Send(c, r, options_.connect_timeout,
@@ -443,8 +449,10 @@ class RedisClient::Impl {
     auto* c = static_cast<Connection*>(ac->data);
     if (c == nullptr) return;  // we dropped it on purpose (handshake failure)
     Impl* self = c->impl;
-    if (c->state == Connection::State::kReady)
+    if (c->state == Connection::State::kReady) {
+      self->ready_.fetch_sub(1);
       self->owner_->connected_count_.fetch_sub(1);
+    }
     c->ac = nullptr;
     c->state = Connection::State::kIdle;
     c->outstanding = 0;
@@ -506,6 +514,8 @@ class RedisClient::Impl {
 
   RedisClient* owner_;
   Options options_;
+  const int connection_count_;
+  std::atomic<int> ready_{0};  // connections up (kReady)
   event_base* base_ = nullptr;
   event* wake_ = nullptr;
   event* watchdog_ = nullptr;
@@ -523,16 +533,35 @@ class RedisClient::Impl {
 
 absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Start(
     Options options) {
-  std::unique_ptr<RedisClient> client(new RedisClient(nullptr));
-  auto impl = std::make_unique<Impl>(client.get(), std::move(options));
-  if (absl::Status s = impl->Init(); !s.ok()) return s;
-  client->impl_ = std::move(impl);
+  std::unique_ptr<RedisClient> client(new RedisClient());
+  const int loops = std::max(1, options.loops);
+  const int connections = std::max(loops, options.connections);
+  for (int i = 0; i < loops; ++i) {
+    // The connections split as evenly as they go.
+    int mine = connections / loops + (i < connections % loops ? 1 : 0);
+    auto impl = std::make_unique<Impl>(client.get(), options, mine);
+    if (absl::Status s = impl->Init(); !s.ok()) return s;
+    client->loops_.push_back(std::move(impl));
+  }
   return client;
 }
 
-RedisClient::RedisClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RedisClient::RedisClient() = default;
 
-RedisClient::~RedisClient() { impl_.reset(); }
+RedisClient::~RedisClient() { loops_.clear(); }
+
+RedisClient::Impl& RedisClient::NextLoop() {
+  const size_t n = loops_.size();
+  if (n == 1) return *loops_[0];
+  size_t first = next_loop_.fetch_add(1, std::memory_order_relaxed);
+  // A loop whose connections are all down would fail the command while
+  // another could serve it.
+  for (size_t i = 0; i < n; ++i) {
+    Impl& loop = *loops_[(first + i) % n];
+    if (loop.ready()) return loop;
+  }
+  return *loops_[first % n];  // none is up: it fails fast
+}
 
 void RedisClient::Command(std::vector<std::string> args, absl::Time deadline,
                           Callback done) {
@@ -540,7 +569,7 @@ void RedisClient::Command(std::vector<std::string> args, absl::Time deadline,
   r->commands.push_back(std::move(args));
   r->deadline = deadline;
   r->single = std::move(done);
-  impl_->Submit(r);
+  NextLoop().Submit(r);
 }
 
 void RedisClient::Pipeline(std::vector<std::vector<std::string>> commands,
@@ -555,7 +584,7 @@ void RedisClient::Pipeline(std::vector<std::vector<std::string>> commands,
   r->deadline = deadline;
   r->is_pipeline = true;
   r->multi = std::move(done);
-  impl_->Submit(r);
+  NextLoop().Submit(r);
 }
 
 bool RedisClient::WaitConnected(absl::Duration timeout) const {
@@ -567,7 +596,12 @@ bool RedisClient::WaitConnected(absl::Duration timeout) const {
   return true;
 }
 
-absl::Status RedisClient::last_error() const { return impl_->last_error(); }
+absl::Status RedisClient::last_error() const {
+  for (const auto& loop : loops_) {
+    if (absl::Status s = loop->last_error(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<RedisReply> RedisCommandSync(RedisClient& client,
                                             std::vector<std::string> args,

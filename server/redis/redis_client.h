@@ -1,21 +1,25 @@
-// A non-blocking Redis client: hiredis' async interface on a libevent loop
-// running on a thread of its own, with what hiredis 0.14 lacks built on the
-// loop's timers: per-command deadlines, connect timeouts, and reconnection
-// with exponential backoff.
+// A non-blocking Redis client: hiredis' async interface on libevent loops,
+// each running on a thread of its own, with what hiredis 0.14 lacks built on
+// the loops' timers: per-command deadlines, connect timeouts, and
+// reconnection with exponential backoff.
 //
 // Commands may be submitted from any thread. Each callback is invoked exactly
-// once, on the client's loop thread, with the reply or an error:
+// once, on the loop thread of the connection the command went to, with the
+// reply or an error:
 //   * Unavailable: not connected (commands fail fast while Redis is down, so
 //     callers can fall back at once), or the connection was lost before the
 //     reply arrived (the command may or may not have been applied);
 //   * DeadlineExceeded: no reply before the deadline (ditto);
 //   * a reply of type kError is not a Status error: callers inspect it.
-// Callbacks must be short and never block: they run on the loop that serves
-// every other command.
+// Callbacks must never block: they run on a loop that serves many other
+// commands. They may do real work (a decision runs on the loop thread that
+// read its contact): with several loops, that work spreads over the cores.
 //
-// Commands are spread over `connections` pipelined connections; the commands
-// of one Pipeline() call go to the same connection, back to back, and so are
-// applied in order with nothing interleaved from this client.
+// Commands are spread over `loops` loop threads round-robin, and within a
+// loop over its share of the `connections` pipelined connections; the
+// commands of one Pipeline() call go to the same connection, back to back,
+// and so are applied in order with nothing interleaved from this client.
+// Two separate calls have no order between them.
 //
 // Thread safety: all public methods are thread-safe.
 #ifndef TAPPA_SERVER_REDIS_REDIS_CLIENT_H_
@@ -66,7 +70,8 @@ class RedisClient {
  public:
   struct Options {
     RedisEndpoint endpoint;
-    int connections = 2;
+    int connections = 2;  // in all; at least one per loop
+    int loops = 1;        // loop threads
     absl::Duration connect_timeout = absl::Seconds(1);
     absl::Duration initial_backoff = absl::Milliseconds(50);
     absl::Duration max_backoff = absl::Seconds(2);
@@ -98,6 +103,9 @@ class RedisClient {
   // True when at least one connection is up (and authenticated).
   bool connected() const { return connected_count_.load() > 0; }
 
+  // How many connections are up (and authenticated), over every loop.
+  int connections_up() const { return connected_count_.load(); }
+
   // Blocks until a connection is up or `timeout` passes. For start-up and
   // tests only: never call on a request path.
   bool WaitConnected(absl::Duration timeout) const;
@@ -109,8 +117,12 @@ class RedisClient {
   class Impl;
 
  private:
-  explicit RedisClient(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  RedisClient();
+  // The loop the next command goes to (round-robin).
+  Impl& NextLoop();
+
+  std::vector<std::unique_ptr<Impl>> loops_;
+  std::atomic<size_t> next_loop_{0};
   std::atomic<int> connected_count_{0};
   friend class Impl;
 };

@@ -246,7 +246,7 @@ class DecideBatchReactor final
     // not the decision's time. The stream's deadline, when set, bounds it.
     absl::Time start = absl::Now();
     absl::Time deadline =
-        std::min(start + runtime_.decision_budget, stream_deadline_);
+        std::min(start + runtime_.batch_decision_budget, stream_deadline_);
     const ruleset::Ruleset& rs = *d->serving->ruleset;
     NextBestActionResponse* decision = response->mutable_decision();
     decision->set_contact_id(d->contact_id);

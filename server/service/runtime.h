@@ -123,6 +123,8 @@ struct Runtime {
   TokenBucket contact_event_rate{0, 0};
   // The time a NextBestAction may take when the client sets no deadline.
   absl::Duration decision_budget = absl::Milliseconds(20);
+  // The time each decision of a DecideBatch stream may take from its start.
+  absl::Duration batch_decision_budget = absl::Milliseconds(250);
   // The time a write may take when the client sets no deadline.
   absl::Duration write_budget = absl::Seconds(5);
 };

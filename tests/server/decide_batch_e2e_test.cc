@@ -142,8 +142,8 @@ class DecideBatchE2eTest : public ::testing::Test {
     options.extra_flags = {
         absl::StrCat("--decision_token_key_file=", key_path),
         // A loaded 2-core box running client, server and Redis at once: the
-        // tests check flow control and accounting, not the 20 ms default.
-        "--decision_budget=2s",
+        // tests check flow control and accounting, not the 250 ms default.
+        "--batch_decision_budget=2s",
         // Open streams are cancelled 1 s after SIGTERM (see the shutdown
         // test).
         "--shutdown_grace=1s"};

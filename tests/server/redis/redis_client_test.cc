@@ -2,6 +2,11 @@
 // deadlines, fail-fast while down, reconnection, authentication errors.
 #include "server/redis/redis_client.h"
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -15,8 +20,11 @@ using ::testing::HasSubstr;
 
 std::unique_ptr<RedisClient> StartClient(int port,
                                          const std::string& password = "",
-                                         const std::string& user = "") {
+                                         const std::string& user = "",
+                                         int loops = 1) {
   RedisClient::Options options;
+  options.loops = loops;
+  options.connections = 2 * loops;
   options.endpoint.host = "127.0.0.1";
   options.endpoint.port = port;
   options.endpoint.user = user;
@@ -66,6 +74,57 @@ TEST(RedisClientTest, CommandsAndPipelinesGetTheirReplies) {
   EXPECT_TRUE((*replies)[3].is_nil());
   EXPECT_TRUE((*replies)[4].is_error());  // WRONGTYPE is a reply, not a Status
   EXPECT_THAT((*replies)[4].str, HasSubstr("WRONGTYPE"));
+}
+
+// Several loop threads: commands from many threads all get their own
+// replies, pipelines stay in order, and a restart of Redis reconnects every
+// loop.
+TEST(RedisClientTest, SeveralLoopsServeCommandsFromManyThreads) {
+  auto redis = testing::RedisProcess::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  auto client = StartClient((*redis)->port(), "", "", /*loops=*/3);
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5))) << client->last_error();
+
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 500;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string key = absl::StrCat("k", t, ":", i);
+        // Each pipeline reads back what it wrote, whichever loop took it.
+        auto replies = PipelineSync(
+            *client, {{"SET", key, key}, {"INCR", "n"}, {"GET", key}},
+            absl::Seconds(5));
+        if (!replies.ok() || (*replies)[2].str != key) wrong.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  auto n = RedisCommandSync(*client, {"GET", "n"});
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(n->str, absl::StrCat(kThreads * kPerThread));
+
+  EXPECT_EQ(client->connections_up(), 6);  // two per loop
+  (*redis)->Kill();
+  for (int i = 0; i < 200 && client->connections_up() > 0; ++i) {
+    RedisCommandSync(*client, {"PING"}, absl::Milliseconds(50)).IgnoreError();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(client->connections_up(), 0);
+  ASSERT_TRUE((*redis)->Restart().ok());
+  // Every connection of every loop comes back by itself.
+  absl::Time end = absl::Now() + absl::Seconds(10);
+  while (client->connections_up() < 6 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(client->connections_up(), 6) << client->last_error();
+  for (int i = 0; i < 6; ++i) {
+    auto ping = RedisCommandSync(*client, {"PING"});
+    EXPECT_TRUE(ping.ok()) << ping.status();
+  }
 }
 
 TEST(RedisClientTest, DeadlinesFireWhileRedisIsPaused) {
