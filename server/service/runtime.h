@@ -5,6 +5,7 @@
 #define TAPPA_SERVER_SERVICE_RUNTIME_H_
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -131,9 +132,22 @@ struct Runtime {
 
 // The caller's API key name (authorizer.h), or why the call is refused.
 // Every handler calls it first, with its method's scope.
+//
+// A call its client has already given up on (cancelled, or past its
+// deadline before the handler ran: a server behind on its work) is refused
+// here too, as CANCELLED or DEADLINE_EXCEEDED, before any work: nobody
+// waits for its answer, and its request may not have arrived whole (it
+// would otherwise be reported as malformed).
 inline absl::StatusOr<std::string> AuthorizeCall(
     const Runtime& runtime, const grpc::ServerContextBase& context,
     Scope scope) {
+  if (context.deadline() <= std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError(
+        "the call's deadline passed before the server could start it");
+  }
+  if (context.IsCancelled()) {
+    return absl::CancelledError("the client cancelled the call");
+  }
   if (runtime.authorizer == nullptr) return std::string(kAnonymousCaller);
   return runtime.authorizer->Authorize(context, scope);
 }
