@@ -989,8 +989,8 @@ int RunCampaign(const Options& o, std::vector<Connection>* connections,
     });
   }
   for (std::thread& t : readers) t.join();
-  *seconds = fixed ? (NowNanos() - start) / 1e9
-                   : absl::ToDoubleSeconds(o.duration);
+  *seconds =
+      fixed ? (NowNanos() - start) / 1e9 : absl::ToDoubleSeconds(o.duration);
   return failed.load();
 }
 

@@ -129,6 +129,10 @@ ABSL_FLAG(int, max_inflight, 1000,
           "Calls worked on at once; beyond it calls are refused at once "
           "(RESOURCE_EXHAUSTED; NextBestAction answers the fallback, flagged "
           "degraded) instead of queueing. 0: no bound.");
+ABSL_FLAG(int, max_concurrent_streams, 256,
+          "Calls each client connection may have open at once (HTTP/2 "
+          "SETTINGS_MAX_CONCURRENT_STREAMS); more wait in the client. "
+          "0: gRPC's default (no bound).");
 ABSL_FLAG(std::string, decision_token_key_file, "",
           "File holding the key (at least 32 bytes) that signs decision "
           "tokens; every replica must share it. Else the environment variable "
@@ -413,6 +417,13 @@ int Run() {
       grpc_listen,
       tls != nullptr ? tls->credentials() : grpc::InsecureServerCredentials(),
       &port);
+  // gRPC queues the calls that arrive faster than handlers take them, with
+  // no bound (gRPC 1.51 has no max_pending_requests): a bound on the calls
+  // each connection may have open keeps that queue, and the memory it
+  // takes, in check; past it HTTP/2 holds the client's calls back.
+  if (int streams = absl::GetFlag(FLAGS_max_concurrent_streams); streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, streams);
+  }
   builder.RegisterService(&journey);
   builder.RegisterService(&decision);
   builder.RegisterService(&followup_service);

@@ -283,6 +283,58 @@ TEST_F(ResilienceE2eTest, ShedsCallsBeyondItsBoundAndRecovers) {
                             "\"web.home_hero\",reason=\"overloaded\"} 1"));
 }
 
+// --max_concurrent_streams bounds the calls one connection has open: the
+// next waits in its client (and runs out its deadline there, never reaching
+// the server) while other connections are served; it passes once a stream
+// is free.
+TEST_F(ResilienceE2eTest, ConnectionsHoldAtMostTheirStreamBound) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--max_concurrent_streams=2"}));
+  std::shared_ptr<grpc::Channel> connection = server_->NewChannel();
+  TappaClient one(connection);
+  ASSERT_RPC_OK(one.Track(MakeEvent("streams", "warm", "product_view", "web")));
+  // Hold Redis so two events stay open on that connection.
+  ASSERT_TRUE(redis_->Command({"CLIENT", "PAUSE", "1500", "WRITE"}).ok());
+  std::vector<std::thread> held;
+  std::atomic<int> held_ok{0};
+  for (int i = 0; i < 2; ++i) {
+    held.emplace_back([&, i] {
+      if (one.Track(MakeEvent("streams", absl::StrCat("held-", i),
+                              "product_view", "web"))
+              .ok()) {
+        ++held_ok;
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // both calls reach the server
+
+  // Another connection is served meanwhile.
+  absl::StatusOr<HealthState> health = server_->Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, HealthState::kServing);
+  // A third call on the first connection waits for a stream, in the client.
+  TappaClient impatient(connection, absl::Milliseconds(400));
+  grpc::Status third =
+      impatient.Track(MakeEvent("streams", "third", "product_view", "web"));
+  EXPECT_EQ(third.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << Describe(third);
+
+  for (auto& t : held) t.join();
+  EXPECT_EQ(held_ok.load(), 2);
+  // The server never saw the third call: three events counted, not four.
+  absl::StatusOr<std::string> metrics = server_->ScrapeMetrics();
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(*metrics,
+              ::testing::HasSubstr("tappa_grpc_requests_total{code=\"OK\","
+                                   "method=\"tappa.v1.JourneyService/"
+                                   "TrackEvent\"} 3"));
+  EXPECT_THAT(*metrics, ::testing::Not(::testing::HasSubstr(
+                            "code=\"DEADLINE_EXCEEDED\",method=\"tappa.v1."
+                            "JourneyService/TrackEvent\"} 1")));
+  // A free stream again: the connection takes calls.
+  ASSERT_RPC_OK(
+      one.Track(MakeEvent("streams", "after", "product_view", "web")));
+}
+
 TEST_F(ResilienceE2eTest, SigtermDrainsInFlightCallsAndExitsZero) {
   ASSERT_RPC_OK(
       client_->Track(MakeEvent("drain-1", "ev-1", "product_view", "web")));

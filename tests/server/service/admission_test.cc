@@ -1,0 +1,91 @@
+// The adaptive bound of calls in flight: a hard cap, a limit that drops
+// while every call of an interval waits longer than the target, and grows
+// back once calls are quick again.
+#include "server/service/admission.h"
+
+#include <memory>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace tappa::server {
+namespace {
+
+Admission::Options FastOptions(int max_inflight) {
+  Admission::Options options;
+  options.max_inflight = max_inflight;
+  options.min_inflight = 4;
+  options.target = absl::Milliseconds(2);
+  options.interval = absl::Milliseconds(5);
+  return options;
+}
+
+TEST(AdmissionTest, RefusesBeyondTheBoundAndFreesPlacesOnRelease) {
+  Admission admission(FastOptions(3));
+  std::vector<std::shared_ptr<Admission::Slot>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(admission.TryEnter());
+    ASSERT_NE(held.back(), nullptr);
+  }
+  EXPECT_EQ(admission.TryEnter(), nullptr);
+  EXPECT_EQ(admission.inflight(), 3);
+  held.pop_back();
+  EXPECT_NE(admission.TryEnter(), nullptr);
+  EXPECT_EQ(admission.Overloaded().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST(AdmissionTest, NoBoundMeansNoRefusal) {
+  Admission admission(0);
+  std::vector<std::shared_ptr<Admission::Slot>> held;
+  for (int i = 0; i < 5000; ++i) held.push_back(admission.TryEnter());
+  for (const auto& slot : held) ASSERT_NE(slot, nullptr);
+}
+
+// Calls that all wait longer than the target, interval after interval,
+// shrink the limit (down to min_inflight, never below); quick calls
+// restore it to max_inflight.
+TEST(AdmissionTest, LimitFollowsAStandingQueueAndRecovers) {
+  Admission admission(FastOptions(100));
+  EXPECT_EQ(admission.limit(), 100);
+  // Every call of every interval takes 3 ms > the 2 ms target.
+  for (int round = 0; round < 40; ++round) {
+    std::vector<std::shared_ptr<Admission::Slot>> held;
+    for (int i = 0; i < 4; ++i) held.push_back(admission.TryEnter());
+    absl::SleepFor(absl::Milliseconds(3));
+  }
+  EXPECT_EQ(admission.limit(), 4);
+  // At the lowered limit the fifth call is refused though max is 100.
+  {
+    std::vector<std::shared_ptr<Admission::Slot>> held;
+    for (int i = 0; i < 4; ++i) held.push_back(admission.TryEnter());
+    EXPECT_EQ(admission.TryEnter(), nullptr);
+  }
+  // Quick calls: the limit grows back to the maximum, and stops there.
+  absl::Time end = absl::Now() + absl::Seconds(10);
+  while (admission.limit() < 100 && absl::Now() < end) {
+    for (int i = 0; i < 10; ++i) admission.TryEnter();
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(admission.limit(), 100);
+  for (int i = 0; i < 20; ++i) {
+    admission.TryEnter();
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(admission.limit(), 100);
+}
+
+// One slow call among quick ones is not a queue: the limit stays.
+TEST(AdmissionTest, ASlowCallAloneDoesNotLowerTheLimit) {
+  Admission admission(FastOptions(100));
+  for (int round = 0; round < 20; ++round) {
+    auto slow = admission.TryEnter();
+    for (int i = 0; i < 10; ++i) admission.TryEnter();  // released at once
+    absl::SleepFor(absl::Milliseconds(3));
+  }
+  EXPECT_EQ(admission.limit(), 100);
+}
+
+}  // namespace
+}  // namespace tappa::server
