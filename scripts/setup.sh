@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   clang libclang-rt-14-dev clang-format
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
-  libhiredis-dev libevent-dev
+  libhiredis-dev libevent-dev libjemalloc-dev
   libabsl-dev
   prometheus-cpp-dev
   libyaml-cpp-dev
