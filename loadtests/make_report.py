@@ -181,7 +181,7 @@ def main():
           f"{ms(acc.get('max_us', 0))} ms. Right after, at {rec['offered_rate']:,.0f} calls/s "
           f"(no warm-up): p99 {ms(racc['p99_us'])} ms, "
           f"{rec['total']['error_count']} errors, {rec['total']['degraded']} degraded.")
-    for name in ("open-nba", "open"):
+    for name in ("open-nba", "open", "overload", "recovery"):
         if not data[name]:
             continue
         lag = data[name].get("send_lag", {})

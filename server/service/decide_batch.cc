@@ -14,24 +14,22 @@
 // Of those, only a few decisions are in progress at once: kMaxRunning over
 // every stream of the server, shared evenly by the open streams (each gets
 // at least one; a stream with nothing to decide takes no share), each
-// holding an Admission slot. The others wait for their
-// turn, and a decision's time budget starts when it starts. Why so few: a
-// decision's latency is the number in progress divided by the throughput
-// (Little's law), and the throughput is capped by the Redis client's loop
-// thread, which runs every decision after its read (measured at 100% CPU
-// and ~15,000 decisions/s on the project's 2-core box). With a stream's
-// 1,000 in progress each would take ~65 ms, past the 20 ms decision
-// budget, and one stream would take every slot of --max_inflight (1,000 by
-// default), shedding itself and the interactive NextBestAction calls.
-// Measured with one stream and the 20 ms budget: 512 in progress degraded
-// 63% of the answers, 128 about 11-17%, 64 about 0.2-3% (at 13,000-17,000
-// decisions/s), 32 0.7% but 15% slower; four streams of 64 each degraded
-// 78%. 64 reads in flight keep the Redis connections' pipelines full (they
-// would still at a 4 ms round trip), and add at most a few milliseconds of
-// queueing to the NextBestAction calls served meanwhile.
+// holding an Admission slot. The others wait for their turn, and a
+// decision's time budget (--batch_decision_budget, 250 ms) starts when it
+// starts. Why so few: a decision's latency is the number in progress
+// divided by the throughput (Little's law), and queueing more behind the
+// Redis client's loop threads, which run every decision after its read,
+// adds latency without throughput: measured (one stream, one loop, the
+// then 20 ms budget), 512 in progress degraded 63% of the answers, 128
+// about 11-17%, 64 about 0.2-3%; with two loops and the 250 ms budget
+// (before jemalloc), 64 and 128 in progress both gave 19.7-21.5k
+// decisions/s with no degraded answer. 64 reads in flight keep the
+// Redis connections' pipelines full and add at most a few milliseconds of
+// queueing to the NextBestAction calls served meanwhile; one stream cannot
+// take every slot of --max_inflight and shed the interactive calls.
 //
 // Threads: reads and writes complete on gRPC's callback threads, decisions
-// on the Redis client's loop thread. One mutex guards the counters and the
+// on the Redis client's loop threads. One mutex guards the counters and the
 // queues; each event updates the state under it (Settle) and collects the
 // gRPC operations and decision starts to perform, which run after it is
 // released (Perform), since gRPC may run reactions on other threads that
