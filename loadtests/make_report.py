@@ -173,6 +173,8 @@ def main():
         acc = t.get("accepted_latency", {})
         racc = rec["total"]["latency"]
         w("")
+        codes = load(results, "overload.codes.json") or {}
+        server_side = ", ".join(f"{k} {v:,}" for k, v in sorted(codes.items())) or "none"
         w(f"Overload: offered {over['offered_rate']:,.0f} calls/s (twice the web mix maximum), "
           f"the server answered {served:,.0f} calls/s: {shed:,} writes shed at once with "
           f"RESOURCE_EXHAUSTED, {t['degraded']:,} decisions answered degraded (the placement's "
@@ -180,7 +182,10 @@ def main():
           f"{ms(acc.get('p50_us', 0))} ms, p99 {ms(acc.get('p99_us', 0))} ms, max "
           f"{ms(acc.get('max_us', 0))} ms. Right after, at {rec['offered_rate']:,.0f} calls/s "
           f"(no warm-up): p99 {ms(racc['p99_us'])} ms, "
-          f"{rec['total']['error_count']} errors, {rec['total']['degraded']} degraded.")
+          f"{rec['total']['error_count']} errors, {rec['total']['degraded']} degraded. "
+          f"What the server itself answered during the overload phase (warm-up included, "
+          f"by status): {server_side}; a call the client could not send before its "
+          f"deadline never reaches the server.")
     for name in ("open-nba", "open", "overload", "recovery"):
         if not data[name]:
             continue
