@@ -273,7 +273,7 @@ class DecideBatchReactor final
     return nullptr;
   }
 
-  // A decision is done (on the Redis client's loop thread).
+  // A decision is done (on a Redis client loop thread).
   void OnDecided(std::shared_ptr<DecideBatchResponse> response) {
     Actions actions;
     {

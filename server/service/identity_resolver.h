@@ -56,7 +56,7 @@ class IdentityResolver {
 
   // The contact the alias `id` names (see the file comment); the caller
   // has checked that `id` is an alias. Runs `done` at once when cached,
-  // else on the Redis loop thread.
+  // else on a Redis loop thread.
   void Resolve(absl::string_view id, absl::Time deadline,
                absl::AnyInvocable<void(absl::StatusOr<std::string>)> done);
 

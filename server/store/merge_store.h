@@ -23,7 +23,7 @@
 //              hash {mi: A, tomb: 1} stays so requests naming B by its
 //              canonical id reach A; the merge record is deleted.
 //
-// Thread safety: thread-safe; callbacks run on the Redis loop thread.
+// Thread safety: thread-safe; callbacks run on a Redis loop thread.
 #ifndef TAPPA_SERVER_STORE_MERGE_STORE_H_
 #define TAPPA_SERVER_STORE_MERGE_STORE_H_
 
