@@ -111,6 +111,27 @@ TEST(LoadgenSmokeTest, CampaignScenarioRunsWithoutErrors) {
   EXPECT_GT(total["ok"].get<int>(), 0);
   EXPECT_EQ(total["error_count"].get<int>(), 0) << total.dump();
   EXPECT_TRUE(result["by_method"].contains("DecideBatch")) << result.dump();
+
+  // A fixed number of requests (the million-request run's mode, smaller):
+  // every one is answered once, none lost in the drain, odd split included.
+  const std::string drained = dir.path() + "/drained.json";
+  status = RunProgram(
+      {TAPPA_LOADGEN_PATH, "--target=" + (*server)->grpc_address(),
+       "--rules=" + kRules, "--scenario=campaign", "--streams=2",
+       "--requests=3001", "--contacts=1000", "--channel=email",
+       "--connections=2", "--json=" + drained, "--progress=false"},
+      log);
+  ASSERT_EQ(status, 0) << ReadAll(log) << "\n---- tappa-server log ----\n"
+                       << (*server)->Log();
+  result = nlohmann::json::parse(ReadAll(drained), nullptr, false);
+  ASSERT_FALSE(result.is_discarded()) << ReadAll(drained);
+  EXPECT_EQ(result["requests"], 3001);
+  EXPECT_EQ(result["total"]["ok"].get<int>() +
+                result["total"]["error_count"].get<int>(),
+            3001)
+      << result.dump();
+  EXPECT_EQ(result["total"]["error_count"].get<int>(), 0);
+  EXPECT_GT(result["duration_s"].get<double>(), 0);
 }
 
 }  // namespace
