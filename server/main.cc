@@ -368,7 +368,12 @@ int Run() {
                               absl::GetFlag(FLAGS_alias_cache_ttl));
   MergeStore merge_store(&store, &identity_store);
   BudgetLeases budgets(&store);
-  Admission admission(absl::GetFlag(FLAGS_max_inflight));
+  Admission::Options admission_options;
+  admission_options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
+  admission_options.on_limit = [&metrics](int limit) {
+    metrics.SetInflightLimit(limit);
+  };
+  Admission admission(std::move(admission_options));
   PosteriorCache posteriors(redis->get());
   RealClock real_clock;
   const double clock_scale = absl::GetFlag(FLAGS_test_clock_scale);
@@ -451,6 +456,7 @@ int Run() {
             "tappa.v1.FollowUpService"}) {
         health->SetServingStatus(service, serving_now);
       }
+      metrics.SetCallsInFlight(admission.inflight());
       if (serving_now && absl::Now() >= next_count) {
         next_count = absl::Now() + absl::Seconds(10);
         absl::Notification counted;

@@ -269,13 +269,19 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                              "delivered (to the stream), sent (to a gRPC "
                              "consumer), redelivered, acknowledged.")
                          .Register(*registry_);
-  const char* outcomes[] = {"scheduled",         "cancelled",
-                            "postponed",         "dropped_consent",
-                            "dropped_cap",       "dropped_limit",
-                            "dropped_no_action", "dropped_rule_removed",
-                            "dropped_merged",    "delivered",
+  const char* outcomes[] = {"scheduled",
+                            "cancelled",
+                            "postponed",
+                            "dropped_consent",
+                            "dropped_cap",
+                            "dropped_limit",
+                            "dropped_no_action",
+                            "dropped_rule_removed",
+                            "dropped_merged",
+                            "delivered",
                             "sent",
-                            "redelivered",       "acknowledged"};
+                            "redelivered",
+                            "acknowledged"};
   for (size_t i = 0; i < followups_.size(); ++i) {
     followups_[i] = &followups->Add({{"outcome", outcomes[i]}});
   }
@@ -286,6 +292,23 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
            .Register(*registry_)
            .Add({}, prometheus::Histogram::BucketBoundaries{
                         0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300});
+  calls_in_flight_ = &prometheus::BuildGauge()
+                          .Name("tappa_calls_in_flight")
+                          .Help(
+                              "Calls the server is working on (sampled "
+                              "every 0.5 s), counted against "
+                              "tappa_inflight_limit.")
+                          .Register(*registry_)
+                          .Add({});
+  inflight_limit_ =
+      &prometheus::BuildGauge()
+           .Name("tappa_inflight_limit")
+           .Help(
+               "The bound of calls in flight in force: --max_inflight, "
+               "lowered while calls wait (a standing queue); calls beyond "
+               "it are shed.")
+           .Register(*registry_)
+           .Add({});
   pending_followups_ =
       &prometheus::BuildGauge()
            .Name("tappa_followups_pending")
@@ -511,6 +534,14 @@ void Metrics::RecordReload(ReloadResult result) {
 
 void Metrics::RecordBudgetLease(BudgetLease result) {
   budget_leases_[static_cast<size_t>(result)]->Increment();
+}
+
+void Metrics::SetCallsInFlight(int n) {
+  calls_in_flight_->Set(static_cast<double>(n));
+}
+
+void Metrics::SetInflightLimit(int limit) {
+  inflight_limit_->Set(static_cast<double>(limit));
 }
 
 void Metrics::AddDecideBatchPending(int delta) {

@@ -164,6 +164,10 @@ class Metrics {
   // stream: +1 when a stream takes a request, -1 when its response is
   // written or dropped (each stream holds at most 1,000).
   void AddDecideBatchPending(int delta);
+  // Load shedding (admission.h): the calls worked on now (sampled) and the
+  // bound in force (set when it changes).
+  void SetCallsInFlight(int n);
+  void SetInflightLimit(int limit);
   void RecordRedis(absl::string_view command, absl::Duration latency, bool ok);
   void SetContactsPerPhase(
       const std::vector<std::pair<std::string, int64_t>>& counts);
@@ -201,6 +205,8 @@ class Metrics {
   std::array<prometheus::Counter*, static_cast<size_t>(ErasureReason::kCount)>
       erased_{};
   prometheus::Gauge* decide_batch_pending_ = nullptr;
+  prometheus::Gauge* calls_in_flight_ = nullptr;
+  prometheus::Gauge* inflight_limit_ = nullptr;
 
   std::array<std::array<prometheus::Counter*, 17>,
              static_cast<size_t>(Method::kCount)>

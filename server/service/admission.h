@@ -28,8 +28,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
@@ -47,6 +49,9 @@ class Admission {
     // A standing queue: the fastest call of an interval took longer.
     absl::Duration target = absl::Milliseconds(10);
     absl::Duration interval = absl::Milliseconds(100);
+    // Told each new limit (for a metric); called by the thread that closes
+    // an interval, so it must be cheap and thread-safe.
+    std::function<void(int limit)> on_limit;
   };
 
   // A call being worked on; releases its place when destroyed (keep it in
@@ -65,9 +70,11 @@ class Admission {
   };
 
   explicit Admission(Options options)
-      : options_(options),
-        limit_(options.max_inflight),
-        interval_end_ns_(Nanos(absl::Now() + options.interval)) {}
+      : options_(std::move(options)),
+        limit_(options_.max_inflight),
+        interval_end_ns_(Nanos(absl::Now() + options_.interval)) {
+    if (options_.on_limit) options_.on_limit(options_.max_inflight);
+  }
   explicit Admission(int max_inflight)
       : Admission(Options{.max_inflight = max_inflight}) {}
 
@@ -120,13 +127,15 @@ class Admission {
     const int limit = limit_.load(std::memory_order_relaxed);
     const int floor =
         std::clamp(options_.min_inflight, 1, options_.max_inflight);
+    int next_limit = limit;
     if (fastest > absl::ToInt64Nanoseconds(options_.target)) {
-      limit_.store(std::max(floor, limit - limit / 4),
-                   std::memory_order_relaxed);
+      next_limit = std::max(floor, limit - limit / 4);
     } else if (limit < options_.max_inflight) {
-      limit_.store(std::min(options_.max_inflight, limit + limit / 8 + 1),
-                   std::memory_order_relaxed);
+      next_limit = std::min(options_.max_inflight, limit + limit / 8 + 1);
     }
+    if (next_limit == limit) return;
+    limit_.store(next_limit, std::memory_order_relaxed);
+    if (options_.on_limit) options_.on_limit(next_limit);
   }
 
   const Options options_;

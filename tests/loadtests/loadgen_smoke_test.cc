@@ -115,12 +115,12 @@ TEST(LoadgenSmokeTest, CampaignScenarioRunsWithoutErrors) {
   // A fixed number of requests (the million-request run's mode, smaller):
   // every one is answered once, none lost in the drain, odd split included.
   const std::string drained = dir.path() + "/drained.json";
-  status = RunProgram(
-      {TAPPA_LOADGEN_PATH, "--target=" + (*server)->grpc_address(),
-       "--rules=" + kRules, "--scenario=campaign", "--streams=2",
-       "--requests=3001", "--contacts=1000", "--channel=email",
-       "--connections=2", "--json=" + drained, "--progress=false"},
-      log);
+  status =
+      RunProgram({TAPPA_LOADGEN_PATH, "--target=" + (*server)->grpc_address(),
+                  "--rules=" + kRules, "--scenario=campaign", "--streams=2",
+                  "--requests=3001", "--contacts=1000", "--channel=email",
+                  "--connections=2", "--json=" + drained, "--progress=false"},
+                 log);
   ASSERT_EQ(status, 0) << ReadAll(log) << "\n---- tappa-server log ----\n"
                        << (*server)->Log();
   result = nlohmann::json::parse(ReadAll(drained), nullptr, false);

@@ -281,6 +281,9 @@ TEST_F(ResilienceE2eTest, ShedsCallsBeyondItsBoundAndRecovers) {
   EXPECT_THAT(*metrics, ::testing::HasSubstr(
                             "tappa_decisions_degraded_total{placement="
                             "\"web.home_hero\",reason=\"overloaded\"} 1"));
+  // The bound in force is exported (quick calls leave it at the maximum).
+  EXPECT_THAT(*metrics, ::testing::HasSubstr("\ntappa_inflight_limit 2\n"));
+  EXPECT_THAT(*metrics, ::testing::HasSubstr("\ntappa_calls_in_flight "));
 }
 
 // --max_concurrent_streams bounds the calls one connection has open: the

@@ -3,7 +3,9 @@
 // back once calls are quick again.
 #include "server/service/admission.h"
 
+#include <atomic>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -47,8 +49,16 @@ TEST(AdmissionTest, NoBoundMeansNoRefusal) {
 // shrink the limit (down to min_inflight, never below); quick calls
 // restore it to max_inflight.
 TEST(AdmissionTest, LimitFollowsAStandingQueueAndRecovers) {
-  Admission admission(FastOptions(100));
+  Admission::Options options = FastOptions(100);
+  std::atomic<int> reported{-1};
+  std::atomic<int> reports{0};
+  options.on_limit = [&](int limit) {
+    reported = limit;
+    ++reports;
+  };
+  Admission admission(std::move(options));
   EXPECT_EQ(admission.limit(), 100);
+  EXPECT_EQ(reported.load(), 100);  // the starting limit
   // Every call of every interval takes 3 ms > the 2 ms target.
   for (int round = 0; round < 40; ++round) {
     std::vector<std::shared_ptr<Admission::Slot>> held;
@@ -56,6 +66,7 @@ TEST(AdmissionTest, LimitFollowsAStandingQueueAndRecovers) {
     absl::SleepFor(absl::Milliseconds(3));
   }
   EXPECT_EQ(admission.limit(), 4);
+  EXPECT_EQ(reported.load(), 4);
   // At the lowered limit the fifth call is refused though max is 100.
   {
     std::vector<std::shared_ptr<Admission::Slot>> held;
@@ -69,11 +80,15 @@ TEST(AdmissionTest, LimitFollowsAStandingQueueAndRecovers) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   EXPECT_EQ(admission.limit(), 100);
+  EXPECT_EQ(reported.load(), 100);
+  // At the maximum nothing changes, and nothing more is reported.
+  const int reports_at_max = reports.load();
   for (int i = 0; i < 20; ++i) {
     admission.TryEnter();
     absl::SleepFor(absl::Milliseconds(1));
   }
   EXPECT_EQ(admission.limit(), 100);
+  EXPECT_EQ(reports.load(), reports_at_max);
 }
 
 // One slow call among quick ones is not a queue: the limit stays.
