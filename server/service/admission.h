@@ -12,11 +12,14 @@
 // accepted ones keep a bounded latency.
 //
 // The bound adapts (CoDel's idea applied to a concurrency limit): when
-// every call completed within an interval took longer than `target`, there
-// is a standing queue (a slow call alone cannot do it: the fastest call of
-// the interval was slow too), so the limit drops by a quarter; while the
-// fastest calls are quick, it grows back by an eighth per interval, up to
-// `max_inflight`. A fixed bound large enough for the busiest moment lets
+// every call completed within an interval took longer than the threshold,
+// there is a standing queue (a slow call alone cannot do it: the fastest
+// call of the interval was slow too), so the limit drops by a quarter;
+// while the fastest calls are quick, it grows back by an eighth per
+// interval, up to `max_inflight`. The threshold is `target`, or twice the
+// fastest call seen over the last `baseline_intervals` when that is more:
+// a uniformly slow store (a Redis 15 ms away) is the calls' baseline, not a
+// queue, and must not throttle the server. A fixed bound large enough for the busiest moment lets
 // hundreds of calls queue behind a saturated CPU (Little's law: 1,000 in
 // flight at 5,000 calls/s is 200 ms each); the adaptive one keeps just
 // enough in flight to keep the server busy.
@@ -28,12 +31,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -49,6 +55,8 @@ class Admission {
     // A standing queue: the fastest call of an interval took longer.
     absl::Duration target = absl::Milliseconds(10);
     absl::Duration interval = absl::Milliseconds(100);
+    // The baseline is the fastest call over this many intervals.
+    int baseline_intervals = 50;
     // Told each new limit (for a metric); called by the thread that closes
     // an interval, so it must be cheap and thread-safe.
     std::function<void(int limit)> on_limit;
@@ -124,11 +132,24 @@ class Admission {
     }
     fastest = fastest_ns_.exchange(std::numeric_limits<int64_t>::max(),
                                    std::memory_order_relaxed);
+    absl::MutexLock lock(&closing_mu_);  // once per interval: uncontended
+    recent_fastest_.push_back(fastest);
+    while (recent_fastest_.size() >
+           static_cast<size_t>(std::max(1, options_.baseline_intervals))) {
+      recent_fastest_.pop_front();
+    }
+    const int64_t baseline =
+        *std::min_element(recent_fastest_.begin(), recent_fastest_.end());
+    const int64_t threshold =
+        std::max(absl::ToInt64Nanoseconds(options_.target),
+                 baseline > std::numeric_limits<int64_t>::max() / 2
+                     ? std::numeric_limits<int64_t>::max()
+                     : 2 * baseline);
     const int limit = limit_.load(std::memory_order_relaxed);
     const int floor =
         std::clamp(options_.min_inflight, 1, options_.max_inflight);
     int next_limit = limit;
-    if (fastest > absl::ToInt64Nanoseconds(options_.target)) {
+    if (fastest > threshold) {
       next_limit = std::max(floor, limit - limit / 4);
     } else if (limit < options_.max_inflight) {
       next_limit = std::min(options_.max_inflight, limit + limit / 8 + 1);
@@ -143,6 +164,9 @@ class Admission {
   std::atomic<int> limit_;
   std::atomic<int64_t> interval_end_ns_;
   std::atomic<int64_t> fastest_ns_{std::numeric_limits<int64_t>::max()};
+  // The fastest call of each recent interval (the baseline's window).
+  absl::Mutex closing_mu_;
+  std::deque<int64_t> recent_fastest_ ABSL_GUARDED_BY(closing_mu_);
 };
 
 // DEADLINE_EXCEEDED when `deadline` is already past at `now`: the client

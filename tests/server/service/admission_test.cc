@@ -20,7 +20,18 @@ Admission::Options FastOptions(int max_inflight) {
   options.min_inflight = 4;
   options.target = absl::Milliseconds(2);
   options.interval = absl::Milliseconds(5);
+  options.baseline_intervals = 100;  // 0.5 s
   return options;
+}
+
+// Quick calls for a few intervals: the baseline (the fastest recent call)
+// becomes ~0, so the threshold is the 2 ms target.
+void QuickCalls(Admission& admission, absl::Duration how_long) {
+  absl::Time end = absl::Now() + how_long;
+  while (absl::Now() < end) {
+    for (int i = 0; i < 10; ++i) admission.TryEnter();  // released at once
+    absl::SleepFor(absl::Milliseconds(1));
+  }
 }
 
 TEST(AdmissionTest, RefusesBeyondTheBoundAndFreesPlacesOnRelease) {
@@ -59,7 +70,9 @@ TEST(AdmissionTest, LimitFollowsAStandingQueueAndRecovers) {
   Admission admission(std::move(options));
   EXPECT_EQ(admission.limit(), 100);
   EXPECT_EQ(reported.load(), 100);  // the starting limit
-  // Every call of every interval takes 3 ms > the 2 ms target.
+  QuickCalls(admission, absl::Milliseconds(30));
+  EXPECT_EQ(admission.limit(), 100);
+  // Then every call of every interval takes 3 ms > the 2 ms target.
   for (int round = 0; round < 40; ++round) {
     std::vector<std::shared_ptr<Admission::Slot>> held;
     for (int i = 0; i < 4; ++i) held.push_back(admission.TryEnter());
@@ -89,6 +102,21 @@ TEST(AdmissionTest, LimitFollowsAStandingQueueAndRecovers) {
   }
   EXPECT_EQ(admission.limit(), 100);
   EXPECT_EQ(reports.load(), reports_at_max);
+}
+
+// A store that is slow for every call from the start (a remote Redis) is
+// the baseline, not a queue: 3 ms calls stay under twice the baseline.
+TEST(AdmissionTest, UniformlySlowCallsAreNotAQueue) {
+  Admission admission(FastOptions(100));
+  for (int round = 0; round < 40; ++round) {
+    std::vector<std::shared_ptr<Admission::Slot>> held;
+    for (int i = 0; i < 4; ++i) held.push_back(admission.TryEnter());
+    absl::SleepFor(absl::Milliseconds(3));
+  }
+  // Without the baseline it would sit at the floor (4) by now; a sleep
+  // overshooting past twice the baseline on a loaded machine may cost a
+  // step, which the following intervals give back.
+  EXPECT_GE(admission.limit(), 50);
 }
 
 // One slow call among quick ones is not a queue: the limit stays.
