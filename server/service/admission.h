@@ -19,10 +19,10 @@
 // interval, up to `max_inflight`. The threshold is `target`, or twice the
 // fastest call seen over the last `baseline_intervals` when that is more:
 // a uniformly slow store (a Redis 15 ms away) is the calls' baseline, not a
-// queue, and must not throttle the server. A fixed bound large enough for the busiest moment lets
-// hundreds of calls queue behind a saturated CPU (Little's law: 1,000 in
-// flight at 5,000 calls/s is 200 ms each); the adaptive one keeps just
-// enough in flight to keep the server busy.
+// queue, and must not throttle the server. A fixed bound large enough for the
+// busiest moment lets hundreds of calls queue behind a saturated CPU (Little's
+// law: 1,000 in flight at 5,000 calls/s is 200 ms each); the adaptive one keeps
+// just enough in flight to keep the server busy.
 //
 // Thread safety: thread-safe; the interval's bookkeeping is lock-free.
 #ifndef TAPPA_SERVER_SERVICE_ADMISSION_H_
