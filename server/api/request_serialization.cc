@@ -128,8 +128,14 @@ std::string DescribeParseFailure(const Descriptor* descriptor,
 
 grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer,
                                 google::protobuf::Message* msg) {
-  if (buffer == nullptr)
-    return grpc::Status(grpc::StatusCode::INTERNAL, "No payload");
+  // No message at all: the call ended before its request arrived (its
+  // client cancelled it, or its deadline passed while it waited, which is
+  // common under overload). Not a malformed request: gRPC ends the call
+  // without running the handler, and nobody waits for the answer.
+  if (buffer == nullptr || !buffer->Valid()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED,
+                        "the call ended before its request arrived");
+  }
   // The copy shares the slices (reference counted): the common path costs
   // no extra copy of the bytes.
   grpc::ByteBuffer copy(*buffer);

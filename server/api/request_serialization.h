@@ -36,7 +36,9 @@ std::string DescribeParseFailure(const google::protobuf::Descriptor* descriptor,
 // carrying DescribeParseFailure's text in an unknown field that handlers read
 // with DecodeError(). A top-level string field named `request_id` that is
 // itself valid UTF-8 is kept, so a streamed request's error response can
-// still be matched to its request.
+// still be matched to its request. A call that ended before its message
+// arrived (no message at all) is not a malformed request: it fails, and
+// gRPC ends it without running the handler.
 grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer,
                                 google::protobuf::Message* msg);
 
