@@ -185,12 +185,10 @@ void DecideNextBestAction(const Runtime& runtime, std::shared_ptr<Decision> d,
                           DecisionDone finish) {
   // Named by an alias: read where the cache says it leads, else the
   // alias's own hash (which redirects to its contact when linked).
-  absl::StatusOr<std::string> first = ContactToRead(
-      runtime, "contact_id", d->contact_id, d->serving->ruleset.get());
+  absl::StatusOr<std::string> first =
+      ContactToRead(runtime, "contact_id", d->contact_id,
+                    d->serving->ruleset.get(), &d->named_as);
   if (!first.ok()) return finish(first.status());
-  if (!AliasNamespace(d->contact_id, d->serving->ruleset.get()).empty()) {
-    d->named_as = d->contact_id;
-  }
   d->contact_id = *std::move(first);
   response->set_contact_id(d->contact_id);
   LoadAndDecide(runtime, std::move(d), read_deadline, deadline, response,
@@ -216,15 +214,11 @@ void LoadAndDecide(const Runtime& runtime, std::shared_ptr<Decision> d,
               response);
           return finish(absl::OkStatus());
         }
-        if (!loaded->merged_into.empty() && d->redirects < 3) {
+        if (const std::string* next =
+                FollowRedirect(runtime, *loaded, d->named_as, &d->redirects)) {
           // A linked alias, or a contact merged into another: decide for
-          // the contact it leads to (and remember the way).
-          ++d->redirects;
-          if (!d->named_as.empty() && loaded->tombstone &&
-              runtime.identities != nullptr) {
-            runtime.identities->Remember(d->named_as, loaded->merged_into);
-          }
-          d->contact_id = loaded->merged_into;
+          // the contact it leads to.
+          d->contact_id = *next;
           response->set_contact_id(d->contact_id);
           return LoadAndDecide(runtime, std::move(d), read_deadline, deadline,
                                response, std::move(finish));

@@ -140,15 +140,12 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   op->done = std::move(done);
   // An alias is read where the cache says it leads, else as itself (its
   // hash redirects to its contact when linked): no round trip of its own.
-  absl::StatusOr<std::string> first = ContactToRead(
-      runtime_, "contact_id", request.contact_id(), op->serving->ruleset.get());
+  absl::StatusOr<std::string> first =
+      ContactToRead(runtime_, "contact_id", request.contact_id(),
+                    op->serving->ruleset.get(), &op->named_as);
   if (!first.ok()) {
     Done failed = std::move(op->done);
     return failed(first.status());
-  }
-  if (!AliasNamespace(request.contact_id(), op->serving->ruleset.get())
-           .empty()) {
-    op->named_as = request.contact_id();
   }
   op->request.set_contact_id(*first);
   op->sequenced_on = *first;
@@ -182,14 +179,9 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
         }
         // Merged (or being merged) into another contact: the event is that
         // contact's; the merged profile is frozen and counts nothing new.
-        if (!read->contact.merged_into.empty() && op->redirects < 3) {
-          ++op->redirects;
-          if (!op->named_as.empty() && read->contact.tombstone &&
-              runtime_.identities != nullptr) {
-            runtime_.identities->Remember(op->named_as,
-                                          read->contact.merged_into);
-          }
-          op->request.set_contact_id(read->contact.merged_into);
+        if (const std::string* next = FollowRedirect(
+                runtime_, read->contact, op->named_as, &op->redirects)) {
+          op->request.set_contact_id(*next);
           return Attempt(std::move(op));
         }
 

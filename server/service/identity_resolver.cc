@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "server/service/validation.h"
 
@@ -35,8 +36,7 @@ absl::Status ValidateAlias(absl::string_view field, absl::string_view alias,
   if (absl::Status s = ValidateId(field, alias); !s.ok()) return s;
   absl::string_view ns = AliasNamespace(alias, ruleset);
   if (ns.empty()) {
-    std::string known =
-        "cookie, device, email_sha256, phone_sha256, crm, social";
+    std::string known = absl::StrJoin(ruleset::kBuiltInNamespaces, ", ");
     if (ruleset != nullptr) {
       for (const std::string& n : ruleset->identity.namespaces) {
         absl::StrAppend(&known, ", ", n);

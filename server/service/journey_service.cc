@@ -468,7 +468,8 @@ void JourneyServiceImpl::ReadFollowingMerges(
       serving->ruleset, id, now, deadline,
       [this, serving, now, deadline, hops,
        done = std::move(done)](absl::StatusOr<StoredContactView> view) mutable {
-        if (view.ok() && !view->contact.merged_into.empty() && hops < 3) {
+        if (view.ok() && !view->contact.merged_into.empty() &&
+            hops < kMaxRedirects) {
           return ReadFollowingMerges(serving, view->contact.merged_into, now,
                                      deadline, hops + 1, std::move(done));
         }
@@ -484,7 +485,7 @@ void JourneyServiceImpl::FollowMerges(
       [this, id, deadline, hops,
        done = std::move(done)](absl::StatusOr<RedisReply> into) mutable {
         if (!into.ok()) return done(into.status());
-        if (into->type != RedisReply::Type::kString || hops >= 3) {
+        if (into->type != RedisReply::Type::kString || hops >= kMaxRedirects) {
           return done(std::move(id));
         }
         FollowMerges(std::move(into->str), deadline, hops + 1, std::move(done));

@@ -173,17 +173,43 @@ inline void ResolveContact(
 // fresh cache entry names, else `id` itself. An alias's own hash redirects
 // to the contact it names (identity_store.h), so the read that follows
 // finds the way. INVALID_ARGUMENT naming `field` for a malformed alias.
+// `named_as`, when given, is set to `id` when it is an alias (else left
+// as it is), for FollowRedirect.
 inline absl::StatusOr<std::string> ContactToRead(
     const Runtime& runtime, absl::string_view field, absl::string_view id,
-    const ruleset::Ruleset* ruleset) {
+    const ruleset::Ruleset* ruleset, std::string* named_as = nullptr) {
   if (AliasNamespace(id, ruleset).empty()) return std::string(id);
   if (absl::Status s = ValidateAlias(field, id, ruleset); !s.ok()) return s;
+  if (named_as != nullptr) *named_as = std::string(id);
   if (runtime.identities != nullptr) {
     if (std::optional<std::string> cached = runtime.identities->Cached(id)) {
       return *std::move(cached);
     }
   }
   return std::string(id);
+}
+
+// The most redirects (linked alias to contact, merged contact to survivor)
+// a read follows: a longer chain is a merge still in progress, and the
+// contact read last answers.
+inline constexpr int kMaxRedirects = 3;
+
+// After a request's read found `read`: the contact to read instead when it
+// redirects (a linked alias, or a contact merged into another) and fewer
+// than kMaxRedirects were followed (`*redirects` counts them), else null.
+// A finished redirect (a tombstone) is remembered for `named_as`, the alias
+// the request named (empty: none), so its next request reads the contact
+// at once.
+inline const std::string* FollowRedirect(const Runtime& runtime,
+                                         const DecodedContact& read,
+                                         absl::string_view named_as,
+                                         int* redirects) {
+  if (read.merged_into.empty() || *redirects >= kMaxRedirects) return nullptr;
+  ++*redirects;
+  if (!named_as.empty() && read.tombstone && runtime.identities != nullptr) {
+    runtime.identities->Remember(named_as, read.merged_into);
+  }
+  return &read.merged_into;
 }
 
 // Writes an audit line at the server's clock, if auditing is on.

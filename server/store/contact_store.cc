@@ -2,6 +2,9 @@
 
 #include <openssl/sha.h>
 
+#include <atomic>
+#include <memory>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -97,18 +100,8 @@ if ARGV[8] ~= '' then
   end
   redis.call('SET', KEYS[2], s)
 end
-if ARGV[10] ~= ARGV[11] then
-  if ARGV[10] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[10], -1) end
-  redis.call('HINCRBY', KEYS[3], ARGV[11], 1)
-end
-local at = 14 + 2 * n + m
-local sched = tonumber(ARGV[at])
-for i = 0, sched - 1 do
-  local id = ARGV[at + 1 + 3 * i]
-  redis.call('ZADD', KEYS[4], ARGV[at + 2 + 3 * i], id)
-  redis.call('HSET', KEYS[5], id, ARGV[at + 3 + 3 * i])
-end
-at = at + 1 + 3 * sched
+move_phase_count(KEYS[3], ARGV[10], ARGV[11])
+local at = schedule_followups(KEYS[4], KEYS[5], 14 + 2 * n + m)
 for i = 1, tonumber(ARGV[at]) do
   redis.call('ZREM', KEYS[4], ARGV[at + i])
   redis.call('HDEL', KEYS[5], ARGV[at + i])
@@ -206,6 +199,23 @@ return grant
 
 }  // namespace
 
+const char kShardUpdatesLua[] = R"lua(
+local function move_phase_count(counts_key, from, to)
+  if from == to then return end
+  if from ~= '' then redis.call('HINCRBY', counts_key, from, -1) end
+  redis.call('HINCRBY', counts_key, to, 1)
+end
+local function schedule_followups(due_key, payload_key, at)
+  local n = tonumber(ARGV[at])
+  for i = 0, n - 1 do
+    local id = ARGV[at + 1 + 3 * i]
+    redis.call('ZADD', due_key, ARGV[at + 2 + 3 * i], id)
+    redis.call('HSET', payload_key, id, ARGV[at + 3 + 3 * i])
+  end
+  return at + 1 + 3 * n
+end
+)lua";
+
 const char kTouchLua[] = R"lua(
 local function touch(key, now36, max_touches, kind, ch, a)
   local s = now36 .. '|' .. kind .. '|' .. ch .. '|' .. a
@@ -301,7 +311,8 @@ bool DecodeEventRecord(const ruleset::Ruleset& rs, absl::string_view text,
 ContactStore::ContactStore(RedisClient* redis, int shards)
     : redis_(redis),
       shards_(shards),
-      commit_script_(absl::StrCat(kActivityLua, kPruneLua, kCommitBody)),
+      commit_script_(
+          absl::StrCat(kActivityLua, kPruneLua, kShardUpdatesLua, kCommitBody)),
       commit_sha_(ScriptSha(commit_script_)),
       delete_sha_(ScriptSha(kDeleteScript)),
       restraint_script_(
@@ -661,6 +672,44 @@ void ContactStore::RunScript(const std::string& script, const std::string& sha,
         }
         done(std::move(reply));
       });
+}
+
+void ContactStore::RunScriptOnEach(const std::string& script,
+                                   const std::string& sha,
+                                   std::vector<ScriptCall> calls,
+                                   absl::Time deadline, absl::string_view what,
+                                   Done<int64_t> done) {
+  if (calls.empty()) return done(int64_t{0});
+  struct Pass {
+    explicit Pass(size_t n, std::string what, Done<int64_t> done)
+        : remaining(static_cast<int>(n)),
+          what(std::move(what)),
+          done(std::move(done)) {}
+    std::atomic<int> remaining;
+    std::atomic<int64_t> sum{0};
+    std::atomic<bool> failed{false};
+    absl::Status error;  // written by the first failure only
+    const std::string what;
+    Done<int64_t> done;
+  };
+  auto pass =
+      std::make_shared<Pass>(calls.size(), std::string(what), std::move(done));
+  for (ScriptCall& call : calls) {
+    RunScript(script, sha, std::move(call.keys), std::move(call.args), deadline,
+              [pass](absl::StatusOr<RedisReply> r) {
+                if (!r.ok() || r->type != RedisReply::Type::kInteger) {
+                  if (!pass->failed.exchange(true)) {
+                    pass->error =
+                        r.ok() ? UnexpectedReply(pass->what, *r) : r.status();
+                  }
+                } else {
+                  pass->sum += r->integer;
+                }
+                if (pass->remaining.fetch_sub(1) != 1) return;
+                if (pass->failed) return pass->done(pass->error);
+                pass->done(pass->sum.load());
+              });
+  }
 }
 
 }  // namespace tappa::server

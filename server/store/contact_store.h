@@ -100,6 +100,13 @@ absl::Status UnexpectedReply(absl::string_view what, const RedisReply& reply);
 // touch(key, now36, max_touches, kind, channel, action) prepends a touch to
 // the restraint record `key` (restraint_codec.h) and counts it.
 extern const char kTouchLua[];
+// Lua functions for scripts that write a contact's shard structures:
+// move_phase_count(counts_key, from, to) moves the contact between the
+// shard's phase counts ("" = from none; nothing when equal);
+// schedule_followups(due_key, payload_key, at) reads ARGV[at] = S and S
+// (id, due ms, payload) triples, schedules them, and yields the index after
+// them.
+extern const char kShardUpdatesLua[];
 
 struct ContactKeys {
   std::string contact;
@@ -282,6 +289,20 @@ class ContactStore {
   void RunScript(const std::string& script, const std::string& sha,
                  std::vector<std::string> keys, std::vector<std::string> args,
                  absl::Time deadline, RedisClient::Callback done);
+
+  // One call of a script: its keys (all in one slot) and arguments.
+  struct ScriptCall {
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+  };
+  // Runs `script` once per call, all at once (the calls may be on different
+  // slots, as a contact's aliases are: a script may only touch one), and
+  // yields the sum of their integer replies once every call has answered,
+  // or the first failure; `what` names the script in errors. No calls: 0,
+  // at once.
+  void RunScriptOnEach(const std::string& script, const std::string& sha,
+                       std::vector<ScriptCall> calls, absl::Time deadline,
+                       absl::string_view what, Done<int64_t> done);
 
   RedisClient* redis() const { return redis_; }
 

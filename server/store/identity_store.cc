@@ -1,7 +1,6 @@
 #include "server/store/identity_store.h"
 
 #include <algorithm>
-#include <atomic>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -207,37 +206,19 @@ void IdentityStore::EraseAliases(absl::string_view contact_id,
                 (*shared_done)(released);
               });
         };
-        if (aliases->empty()) return delete_set(0);
-        struct Pass {
-          std::atomic<int> remaining{0};
-          std::atomic<int> released{0};
-          std::atomic<bool> failed{false};
-          absl::Status error;  // written by the first failure only
-        };
-        auto pass = std::make_shared<Pass>();
-        pass->remaining = static_cast<int>(aliases->size());
-        // One script per alias: each record lives in its own shard
-        // (slot), and a script may only touch one slot.
+        // One script per alias: each record lives in its own shard.
+        std::vector<ContactStore::ScriptCall> calls;
         for (const std::string& alias : *aliases) {
-          contacts_->RunScript(
-              kReleaseScript, release_sha_,
-              {AliasKey(alias), contacts_->KeysFor(alias).contact}, {contact},
-              deadline,
-              [pass, delete_set, shared_done](absl::StatusOr<RedisReply> r) {
-                if (!r.ok() || r->type != RedisReply::Type::kInteger) {
-                  if (!pass->failed.exchange(true)) {
-                    pass->error =
-                        r.ok() ? UnexpectedReply("alias release script", *r)
-                               : r.status();
-                  }
-                } else {
-                  pass->released += static_cast<int>(r->integer);
-                }
-                if (pass->remaining.fetch_sub(1) != 1) return;
-                if (pass->failed) return (*shared_done)(pass->error);
-                delete_set(pass->released.load());
-              });
+          calls.push_back({{AliasKey(alias), contacts_->KeysFor(alias).contact},
+                           {contact}});
         }
+        contacts_->RunScriptOnEach(
+            kReleaseScript, release_sha_, std::move(calls), deadline,
+            "alias release script",
+            [delete_set, shared_done](absl::StatusOr<int64_t> released) {
+              if (!released.ok()) return (*shared_done)(released.status());
+              delete_set(static_cast<int>(*released));
+            });
       });
 }
 

@@ -1,7 +1,6 @@
 #include "server/store/merge_store.h"
 
 #include <algorithm>
-#include <atomic>
 #include <memory>
 #include <utility>
 
@@ -58,17 +57,8 @@ if r > 0 then
   redis.call('HSET', KEYS[3], unpack(ARGV, at + 1, at + 2 * r))
   redis.call('PEXPIRE', KEYS[3], ARGV[8])
 end
-at = at + 2 * r + 1
-local s = tonumber(ARGV[at])
-for i = 0, s - 1 do
-  local id = ARGV[at + 1 + 3 * i]
-  redis.call('ZADD', KEYS[5], ARGV[at + 2 + 3 * i], id)
-  redis.call('HSET', KEYS[6], id, ARGV[at + 3 + 3 * i])
-end
-if ARGV[5] ~= ARGV[6] then
-  if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[5], -1) end
-  redis.call('HINCRBY', KEYS[4], ARGV[6], 1)
-end
+schedule_followups(KEYS[5], KEYS[6], at + 2 * r + 1)
+move_phase_count(KEYS[4], ARGV[5], ARGV[6])
 redis.call('ZADD', KEYS[7], 'GT', ARGV[3], ARGV[7])
 return 'ok'
 )lua";
@@ -211,7 +201,7 @@ MergeStore::MergeStore(ContactStore* contacts, IdentityStore* identities)
     : contacts_(contacts),
       identities_(identities),
       begin_sha_(ScriptSha(kBeginScript)),
-      apply_script_(kApplyBody),
+      apply_script_(absl::StrCat(kShardUpdatesLua, kApplyBody)),
       apply_sha_(ScriptSha(apply_script_)),
       repoint_sha_(ScriptSha(kRepointScript)),
       finish_sha_(ScriptSha(kFinishScript)) {}
@@ -407,44 +397,28 @@ void MergeStore::MoveAliases(absl::string_view survivor,
         // B's own id goes too: it names A from now on (as an alias when it
         // has an alias's shape; through its tombstone otherwise).
         aliases->push_back(absorbed);
-        auto shared_done = std::make_shared<Done<int>>(std::move(done));
-        struct Pass {
-          std::atomic<int> remaining{0};
-          std::atomic<int> moved{0};
-          std::atomic<bool> failed{false};
-          absl::Status error;
-        };
-        auto pass = std::make_shared<Pass>();
-        pass->remaining = static_cast<int>(aliases->size());
-        auto members = std::make_shared<std::vector<std::string>>(*aliases);
-        for (const std::string& alias : *aliases) {
-          contacts_->RunScript(
-              kRepointScript, repoint_sha_,
-              {identities_->AliasKey(alias), contacts_->KeysFor(alias).contact},
-              {absorbed, survivor}, deadline,
-              [this, pass, members, survivor, deadline,
-               shared_done](absl::StatusOr<RedisReply> r) {
-                if (!r.ok() || r->type != RedisReply::Type::kInteger) {
-                  if (!pass->failed.exchange(true)) {
-                    pass->error =
-                        r.ok() ? UnexpectedReply("repoint", *r) : r.status();
-                  }
-                } else {
-                  pass->moved += static_cast<int>(r->integer);
-                }
-                if (pass->remaining.fetch_sub(1) != 1) return;
-                if (pass->failed) return (*shared_done)(pass->error);
-                std::vector<std::string> sadd = {
-                    "SADD", identities_->AliasSetKey(survivor)};
-                for (const std::string& m : *members) sadd.push_back(m);
-                contacts_->redis()->Command(
-                    std::move(sadd), deadline,
-                    [pass, shared_done](absl::StatusOr<RedisReply> added) {
-                      if (!added.ok()) return (*shared_done)(added.status());
-                      (*shared_done)(pass->moved.load());
-                    });
-              });
+        std::vector<ContactStore::ScriptCall> calls;
+        std::vector<std::string> sadd = {"SADD",
+                                         identities_->AliasSetKey(survivor)};
+        for (std::string& alias : *aliases) {
+          calls.push_back({{identities_->AliasKey(alias),
+                            contacts_->KeysFor(alias).contact},
+                           {absorbed, survivor}});
+          sadd.push_back(std::move(alias));
         }
+        contacts_->RunScriptOnEach(
+            kRepointScript, repoint_sha_, std::move(calls), deadline, "repoint",
+            [this, sadd = std::move(sadd), deadline,
+             done = std::move(done)](absl::StatusOr<int64_t> moved) mutable {
+              if (!moved.ok()) return done(moved.status());
+              contacts_->redis()->Command(
+                  std::move(sadd), deadline,
+                  [moved = static_cast<int>(*moved), done = std::move(done)](
+                      absl::StatusOr<RedisReply> added) mutable {
+                    if (!added.ok()) return done(added.status());
+                    done(moved);
+                  });
+            });
       });
 }
 
