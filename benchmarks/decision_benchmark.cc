@@ -9,6 +9,7 @@
 //      --benchmark_report_aggregates_only=true
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <random>
 #include <string>
@@ -132,6 +133,60 @@ void BM_DecideOneRequest(benchmark::State& state) {
   state.counters["returned"] = static_cast<double>(eligible);
 }
 BENCHMARK(BM_DecideOneRequest)->Arg(0)->Arg(5)->Arg(10)->Arg(19);
+
+// Decisions spread as the server sees them: every phase and every placement
+// in turn, so each request touches other actions' compiled conditions than
+// the last. Arg(1) also walks a 32 MB buffer between requests (what the
+// rest of a server's request path does to the caches), so conditions are
+// evaluated from memory rather than from the cache, as they are in the
+// server (perf there gives cel::Eval several times BM_DecideOneRequest's
+// time per request).
+void BM_DecideAcrossRuleset(benchmark::State& state) {
+  const Ruleset& rs = GeneratedRuleset();
+  static const auto* decider = new std::shared_ptr<const Decider>(
+      Decider::Create(*new std::shared_ptr<const Ruleset>(
+          std::shared_ptr<const Ruleset>(), &rs)));
+  const bool scrub = state.range(0) != 0;
+  std::vector<char> buffer(scrub ? 32 << 20 : 0, 1);
+  ContactSnapshot snapshot = TypicalContact(rs);
+  const std::vector<std::pair<std::string, cel::Value>> no_entries;
+  std::vector<std::unique_ptr<ContextBinding>> contexts;
+  for (const Placement& p : rs.placements) {
+    contexts.push_back(std::make_unique<ContextBinding>(
+        rs.channels[p.channel].id, p.id, no_entries));
+  }
+  const int phases = static_cast<int>(rs.phases.size());
+  const int placements = static_cast<int>(rs.placements.size());
+  absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  DecisionOptions options;
+  options.limit = 3;
+  int64_t i = 0, candidates = 0, sum = 0;
+  size_t cursor = 0;
+  for (auto _ : state) {
+    if (scrub) {
+      state.PauseTiming();
+      for (int k = 0; k < 4096;
+           ++k, cursor = (cursor + 4096 + 64) % buffer.size()) {
+        sum += buffer[cursor]++;
+      }
+      state.ResumeTiming();
+    }
+    int placement = static_cast<int>(i % placements);
+    snapshot.phase = static_cast<int>((i / placements) % phases);
+    ++i;
+    ContactBinding contact(rs, snapshot);
+    DecisionResult r =
+        (*decider)->Decide(snapshot.phase, placement, contact.value(),
+                           contexts[placement]->value(), now, options);
+    candidates += static_cast<int64_t>(
+        (*decider)->Candidates(snapshot.phase, placement).size());
+    benchmark::DoNotOptimize(r);
+  }
+  benchmark::DoNotOptimize(sum);
+  state.counters["candidates"] = benchmark::Counter(
+      static_cast<double>(candidates), benchmark::Counter::kAvgIterations);
+}
+BENCHMARK(BM_DecideAcrossRuleset)->Arg(0)->Arg(1);
 
 // The same including building the contact and context bindings from a
 // snapshot (what the server does per request after decoding Redis' reply).

@@ -1,5 +1,6 @@
 #include "rules/cel/program.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -38,6 +39,22 @@ const Value* Environment::FindConstant(absl::string_view name) const {
 
 namespace {
 
+// Variables are read by exactly two kinds of node: kVariable (the whole
+// value) and kSelectPath (a fused chain of selections from it); every other
+// node computes from its children, constants and comprehension locals.
+void CollectPaths(const Node& node, std::vector<VariablePath>* paths) {
+  if (node.op == Op::kVariable || node.op == Op::kSelectPath) {
+    VariablePath path{node.slot, {}};
+    if (node.op == Op::kSelectPath) {
+      path.fields.assign(node.path.begin(), node.path.end());
+    }
+    if (std::find(paths->begin(), paths->end(), path) == paths->end()) {
+      paths->push_back(std::move(path));
+    }
+  }
+  for (const auto& child : node.children) CollectPaths(*child, paths);
+}
+
 class CompiledProgram final : public Program {
  public:
   CompiledProgram(std::string source, std::unique_ptr<Node> plan,
@@ -53,6 +70,12 @@ class CompiledProgram final : public Program {
 
   const Type& result_type() const override { return plan_->type; }
   absl::string_view source() const override { return source_; }
+
+  std::vector<VariablePath> VariablePaths() const override {
+    std::vector<VariablePath> paths;
+    CollectPaths(*plan_, &paths);
+    return paths;
+  }
 
  private:
   const std::string source_;

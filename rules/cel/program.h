@@ -88,6 +88,18 @@ struct EvalOptions {
   int64_t cost_limit = 1'000'000;
 };
 
+// A fixed path of field selections from a variable: `contact.counts.x` is
+// {contact's index, {"counts", "x"}}; a variable used whole (`now`, or a map
+// indexed with a computed key) has no fields.
+struct VariablePath {
+  int variable = -1;
+  std::vector<std::string> fields;
+
+  bool operator==(const VariablePath& other) const {
+    return variable == other.variable && fields == other.fields;
+  }
+};
+
 class Program {
  public:
   virtual ~Program() = default;
@@ -104,6 +116,14 @@ class Program {
 
   // The source the program was compiled from.
   virtual absl::string_view source() const = 0;
+
+  // Every path the program reads its variables through, each once, in no
+  // particular order. Whatever the program computes depends only on the
+  // values found at these paths (with everything beneath them): two sets of
+  // variables that agree there give the same result. Callers use this to
+  // decide a program in advance when they know those values (the decision
+  // index knows a candidate's phase and channel).
+  virtual std::vector<VariablePath> VariablePaths() const = 0;
 };
 
 struct CompileOptions {

@@ -43,6 +43,62 @@ bool RanksBefore(const Ruleset& ruleset, const RankedAction& a,
   return ruleset.actions[a.action].id < ruleset.actions[b.action].id;
 }
 
+// The programs that decide `action`'s condition on `placement` for a
+// contact in `phase` (see Decider::conditions_).
+std::vector<const cel::Program*> SpecializedCondition(const Ruleset& rs,
+                                                      const Action& action,
+                                                      int phase,
+                                                      int placement) {
+  if (!action.when.has_value()) return {};
+  const Expression& when = *action.when;
+  const std::vector<const cel::Program*> whole = {when.program.get()};
+  if (when.conjuncts.empty()) return whole;
+  // The variables as the index knows them: a conjunct reading nothing else
+  // gives here what it gives for every contact in `phase` on `placement`.
+  FieldMap contact, context;
+  contact.Add("phase", Value::BorrowedString(rs.phases[phase].id));
+  const Placement& where = rs.placements[placement];
+  context.Add("channel", Value::BorrowedString(rs.channels[where.channel].id));
+  context.Add("placement", Value::BorrowedString(where.id));
+  Value vars[kConditionVariableCount];
+  vars[kConditionSlots.contact] = Value::BorrowedMap(&contact);
+  vars[kConditionSlots.context] = Value::BorrowedMap(&context);
+  auto known = [](const cel::VariablePath& path) {
+    if (path.fields.size() != 1) return false;
+    if (path.variable == kConditionSlots.contact) {
+      return path.fields[0] == "phase";
+    }
+    return path.variable == kConditionSlots.context &&
+           (path.fields[0] == "channel" || path.fields[0] == "placement");
+  };
+  std::vector<const cel::Program*> left;
+  for (const Expression& part : when.conjuncts) {
+    std::vector<cel::VariablePath> paths = part.program->VariablePaths();
+    if (std::all_of(paths.begin(), paths.end(), known)) {
+      Value v = part.program->Evaluate(vars);
+      if (v.IsBool() && v.bool_value()) continue;  // true: drop it
+      // False (or an error) here is false for every such contact: keep the
+      // whole condition, which says so (this candidate never wins).
+      return whole;
+    }
+    left.push_back(part.program.get());
+  }
+  if (left.size() == when.conjuncts.size()) return whole;
+  return left;
+}
+
+// Whether every program in `conjuncts` gives true: `a && b && c` with the
+// conjuncts known true dropped (dropping a true operand of && changes
+// nothing, errors included).
+bool AllTrue(const std::vector<const cel::Program*>& conjuncts,
+             absl::Span<const Value> vars) {
+  for (const cel::Program* part : conjuncts) {
+    Value v = part->Evaluate(vars);
+    if (!v.IsBool() || !v.bool_value()) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::shared_ptr<const Decider> Decider::Create(
@@ -73,6 +129,16 @@ Decider::Decider(std::shared_ptr<const Ruleset> ruleset)
     });
     list.shrink_to_fit();
   }
+  conditions_.resize(candidates_.size());
+  for (int phase = 0; phase < static_cast<int>(rs.phases.size()); ++phase) {
+    for (int placement = 0; placement < placement_count_; ++placement) {
+      const int entry = phase * placement_count_ + placement;
+      for (int a : candidates_[entry]) {
+        conditions_[entry].push_back(
+            SpecializedCondition(rs, rs.actions[a], phase, placement));
+      }
+    }
+  }
   for (const Action& action : rs.actions) {
     auto object = std::make_unique<FieldMap>();
     object->Add("id", Value::BorrowedString(action.id));
@@ -84,6 +150,23 @@ Decider::Decider(std::shared_ptr<const Ruleset> ruleset)
     action_values_.push_back(Value::BorrowedMap(object.get()));
     action_objects_.push_back(std::move(object));
   }
+}
+
+bool Decider::BindingsMatch(int phase, int placement, const Value& contact,
+                            const Value& context) const {
+  if (!contact.IsMap() || !context.IsMap()) return false;
+  const Ruleset& rs = *ruleset_;
+  const Placement& where = rs.placements[placement];
+  auto is = [](const Value& map, absl::string_view field,
+               absl::string_view expected) {
+    Value scratch;
+    const Value* found = map.map_value().FindStringRef(field, &scratch);
+    return found != nullptr && found->IsString() &&
+           found->string_value() == expected;
+  };
+  return is(contact, "phase", rs.phases[phase].id) &&
+         is(context, "channel", rs.channels[where.channel].id) &&
+         is(context, "placement", where.id);
 }
 
 absl::Span<const int> Decider::Candidates(int phase, int placement) const {
@@ -218,8 +301,19 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
   ExperimentArms arms(rs, placement, options.contact_id);
   bool placement_holdout = false;
 
-  for (int a : candidates) {
+  // Outside explanations (which report the false conjunct of the condition
+  // as written), conditions are evaluated as specialized for the index
+  // entry, when the bindings are those it was specialized for.
+  const std::vector<std::vector<const cel::Program*>>* specialized =
+      !explain && BindingsMatch(phase, placement, contact, context)
+          ? &conditions_[phase * placement_count_ + placement]
+          : nullptr;
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    const int a = candidates[k];
     const Action& action = rs.actions[a];
+    if (specialized != nullptr && !AllTrue((*specialized)[k], condition_vars)) {
+      continue;
+    }
     Candidate c;
     c.action = a;
     c.priority = action.priority;
@@ -232,7 +326,7 @@ DecisionResult Decider::Decide(int phase, int placement, const Value& contact,
       result.candidates.push_back(std::move(c));
     };
 
-    if (action.when.has_value()) {
+    if (specialized == nullptr && action.when.has_value()) {
       Value ok = action.when->program->Evaluate(condition_vars);
       if (!ok.IsBool() || !ok.bool_value()) {
         if (explain) {

@@ -2,6 +2,7 @@
 // ruleset author sees, with their positions. Messages follow cel-go's
 // checker ("undeclared reference to 'x'", "undefined field ...", "found no
 // matching overload for ...").
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -201,6 +202,48 @@ TEST_F(CheckerTest, VeryDeepExpressionsAreRejectedNotCrashed) {
   if (r.ok()) {
     EXPECT_EQ(r.program->Evaluate({}).int_value(), 5001);
   }
+}
+
+}  // namespace
+}  // namespace tappa::cel
+
+namespace tappa::cel {
+namespace {
+
+// Paths as "variable.field.field" strings, sorted.
+std::vector<std::string> PathsOf(const Program& program,
+                                 const Environment& env) {
+  std::vector<std::string> out;
+  for (const VariablePath& p : program.VariablePaths()) {
+    std::string s = env.variables()[p.variable].name;
+    for (const std::string& f : p.fields) absl::StrAppend(&s, ".", f);
+    out.push_back(s);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(CheckerTest, VariablePathsAreEveryReadOfAVariable) {
+  auto paths = [this](absl::string_view expr) {
+    CompileResult r = Compile(expr, env_);
+    EXPECT_TRUE(r.ok()) << expr;
+    return r.ok() ? PathsOf(*r.program, env_) : std::vector<std::string>();
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(paths("contact.phase == \"a\" && context.channel in [\"web\"]"),
+            (V{"contact.phase", "context.channel"}));
+  // Each path once; a has() test reads the map it tests.
+  EXPECT_EQ(paths("contact.counts.x >= 1 && contact.counts.x < 9 && "
+                  "has(contact.attrs.tier)"),
+            (V{"contact.attrs", "contact.counts.x"}));
+  // Whole variables: `now`, and a map indexed with a computed key.
+  EXPECT_EQ(paths("now > contact.last_seen"), (V{"contact.last_seen", "now"}));
+  EXPECT_EQ(paths("event[\"ty\" + \"pe\"] == \"view\""), (V{"event"}));
+  // Comprehension variables are not variables; their range is read.
+  EXPECT_EQ(paths("contact.tags.exists(t, t == context.channel)"),
+            (V{"contact.tags", "context.channel"}));
+  // Constants read nothing.
+  EXPECT_EQ(paths("1 + 2 == 3"), V{});
 }
 
 }  // namespace
