@@ -88,9 +88,12 @@ ABSL_FLAG(double, rate, 1000, "Open loop: calls per second.");
 ABSL_FLAG(std::string, arrival, "constant",
           "Open loop: constant (evenly spaced) or poisson arrivals.");
 ABSL_FLAG(int, concurrency, 64, "Closed loop: calls kept in flight.");
-ABSL_FLAG(int, max_inflight, 10000,
+ABSL_FLAG(int, max_inflight, 0,
           "Open loop: at most this many calls in flight; later calls wait (and "
-          "their wait counts in their latency).");
+          "their wait counts in their latency). 0: 256 per connection, what "
+          "the server's default --max_concurrent_streams lets a connection "
+          "carry (more would wait in gRPC's own queue, go out late and expire "
+          "on the way, each expiry a cancellation the server must process).");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
           "Measured time (0: only --preload).");
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(2),
@@ -1100,6 +1103,8 @@ int Main() {
   o.poisson = absl::GetFlag(FLAGS_arrival) == "poisson";
   o.concurrency = absl::GetFlag(FLAGS_concurrency);
   o.max_inflight = absl::GetFlag(FLAGS_max_inflight);
+  if (o.max_inflight == 0)
+    o.max_inflight = 256 * absl::GetFlag(FLAGS_connections);
   o.duration = absl::GetFlag(FLAGS_duration);
   o.warmup = absl::GetFlag(FLAGS_warmup);
   o.deadline = absl::GetFlag(FLAGS_deadline);
