@@ -7,6 +7,13 @@
 // or on the thread that calls Done() for the contact's previous task. Tasks
 // must not block; each must eventually lead to exactly one Done(contact).
 //
+// At most `max_waiting` tasks wait behind a contact's running one: Run()
+// refuses more (the caller sheds the request). One contact's tasks run one
+// at a time, each a few Redis round trips, so a contact sent events faster
+// than that (a bot, a replayed backlog, the load tests' hottest contacts)
+// would otherwise queue without bound, every queued event past its deadline
+// by the time its turn came.
+//
 // Thread safety: thread-safe.
 #ifndef TAPPA_SERVER_SERVICE_CONTACT_SEQUENCER_H_
 #define TAPPA_SERVER_SERVICE_CONTACT_SEQUENCER_H_
@@ -25,16 +32,23 @@ class ContactSequencer {
  public:
   using Task = absl::AnyInvocable<void()>;
 
-  void Run(absl::string_view contact, Task task) {
+  explicit ContactSequencer(size_t max_waiting) : max_waiting_(max_waiting) {}
+
+  // Runs `task` now if `contact` is idle, else queues it behind the
+  // contact's tasks; false (and `task` dropped, never run) when
+  // `max_waiting` already wait.
+  bool Run(absl::string_view contact, Task task) {
     {
       absl::MutexLock lock(&mu_);
       auto [it, inserted] = waiting_.try_emplace(contact);
       if (!inserted) {
+        if (it->second.size() >= max_waiting_) return false;
         it->second.push_back(std::move(task));
-        return;
+        return true;
       }
     }
     task();
+    return true;
   }
 
   // Called when the contact's running task is finished: starts the next.
@@ -55,6 +69,7 @@ class ContactSequencer {
   }
 
  private:
+  const size_t max_waiting_;
   absl::Mutex mu_;
   // Contacts with a running task, and what waits behind it.
   absl::flat_hash_map<std::string, std::deque<Task>> waiting_

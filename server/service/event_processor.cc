@@ -11,6 +11,10 @@
 namespace tappa::server {
 namespace {
 
+// The retry delay of an event refused because its contact's queue is full:
+// about the time the queue takes to move on by a few events.
+constexpr absl::Duration kContactQueueRetryAfter = absl::Milliseconds(100);
+
 // Turns the follow-up rules an event matched into the event's write: first
 // cancellations (every pending follow-up of a rule whose cancel_on matched),
 // then triggers (a new follow-up per rule and dedupe key; one already
@@ -149,7 +153,17 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   }
   op->request.set_contact_id(*first);
   op->sequenced_on = *first;
-  sequencer_.Run(*first, [this, op]() mutable { Attempt(std::move(op)); });
+  // A refused task is dropped unrun: the event is answered from here.
+  if (!sequencer_.Run(*first,
+                      [this, op]() mutable { Attempt(std::move(op)); })) {
+    runtime_.metrics->RecordRateLimited("contact_queue", caller);
+    Done refused = std::move(op->done);
+    refused(RateLimitedError(
+        absl::StrCat("contact_id: ", kMaxEventsWaitingPerContact,
+                     " events of this contact are already waiting to be "
+                     "applied"),
+        kContactQueueRetryAfter));
+  }
 }
 
 void EventProcessor::Attempt(std::shared_ptr<Operation> op) {

@@ -19,6 +19,12 @@ namespace tappa::server {
 
 // Attempts before a contended event gives up with ABORTED.
 inline constexpr int kMaxCommitAttempts = 32;
+// Events of one contact wait at most this many deep behind the one being
+// applied (contact_sequencer.h); beyond, an event is refused with
+// RESOURCE_EXHAUSTED and a retry delay, changing nothing. Each applied
+// event costs two Redis round trips (a few ms on a loaded server), so 32
+// waiting is a wait of a few hundred ms at worst.
+inline constexpr size_t kMaxEventsWaitingPerContact = 32;
 // Client event times are clamped into [receive time - this, receive time].
 inline constexpr absl::Duration kEventTimeTolerance = absl::Hours(24);
 
@@ -27,13 +33,16 @@ class EventProcessor {
   using Done =
       absl::AnyInvocable<void(absl::StatusOr<tappa::v1::TrackEventResponse>)>;
 
-  explicit EventProcessor(const Runtime& runtime) : runtime_(runtime) {}
+  explicit EventProcessor(const Runtime& runtime)
+      : runtime_(runtime), sequencer_(kMaxEventsWaitingPerContact) {}
 
   // `deadline` bounds the whole operation (reads, retries, write). `caller`
   // names the API key (for the rate-limit metric). An event over the
   // contact's event rate (Runtime::contact_event_rate) is refused with
   // RESOURCE_EXHAUSTED and a retry delay, and changes nothing; a repeat of
-  // an accepted event is answered as a duplicate whatever the rate.
+  // an accepted event is answered as a duplicate whatever the rate. An event
+  // behind kMaxEventsWaitingPerContact others of its contact is refused the
+  // same way.
   void Track(const tappa::v1::TrackEventRequest& request, absl::Time deadline,
              absl::string_view caller, Done done);
 

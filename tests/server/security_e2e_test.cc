@@ -503,6 +503,81 @@ TEST_F(SecurityE2eTest, PerContactEventRateHoldsUnderEightClients) {
   EXPECT_THAT(*metrics, ::testing::Not(HasSubstr("c-hot")));
 }
 
+// A contact's events are applied one at a time; at most 32 wait behind the
+// one being applied (event_processor.h), the rest are refused at once with a
+// retry delay and change nothing. Redis is paused so that a burst of 100
+// events to one contact all arrive while the first is stuck in its read.
+TEST_F(SecurityE2eTest, EventsBeyondAContactsQueueAreRefusedAndChangeNothing) {
+  StartServer({"--contact_events_per_second=0"});
+  auto journey = tappa::v1::JourneyService::NewStub(server_->channel());
+  auto event = [](int i) {
+    tappa::v1::TrackEventRequest request;
+    request.set_event_id(absl::StrCat("burst-", i));
+    request.set_contact_id("c-burst");
+    request.set_type("page_view");
+    request.set_channel("web");
+    return request;
+  };
+  ASSERT_TRUE(redis_->Command({"CLIENT", "PAUSE", "1000", "ALL"}).ok());
+  constexpr int kBurst = 100;
+  grpc::CompletionQueue cq;
+  struct Call {
+    grpc::ClientContext context;
+    tappa::v1::TrackEventResponse response;
+    grpc::Status status;
+    std::unique_ptr<
+        grpc::ClientAsyncResponseReader<tappa::v1::TrackEventResponse>>
+        reader;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  for (int i = 0; i < kBurst; ++i) {
+    auto call = std::make_unique<Call>();
+    AddKey(&call->context, kAllKey);
+    call->context.set_deadline(std::chrono::system_clock::now() +
+                               std::chrono::seconds(20));
+    call->reader = journey->AsyncTrackEvent(&call->context, event(i), &cq);
+    call->reader->Finish(&call->response, &call->status, call.get());
+    calls.push_back(std::move(call));
+  }
+  for (int i = 0; i < kBurst; ++i) {
+    void* tag;
+    bool ok;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+  }
+  std::vector<bool> accepted(kBurst, false);
+  int refused = 0;
+  for (int i = 0; i < kBurst; ++i) {
+    const grpc::Status& s = calls[i]->status;
+    if (s.ok()) {
+      accepted[i] = true;
+      EXPECT_FALSE(calls[i]->response.duplicate());
+    } else {
+      ++refused;
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << Describe(s);
+      EXPECT_THAT(s.error_message(), HasSubstr("contact_id"));
+      EXPECT_EQ(RetryDelayMillis(s), 100);
+    }
+  }
+  // The first one applied, 32 waiting behind it; every other one was
+  // refused (the burst is sent within the pause).
+  EXPECT_EQ(refused, kBurst - 1 - 32);
+  // Sent again one by one: accepted events are duplicates, refused ones are
+  // applied now for the first time (they had changed nothing).
+  for (int i = 0; i < kBurst; ++i) {
+    grpc::ClientContext context;
+    AddKey(&context, kAllKey);
+    tappa::v1::TrackEventResponse response;
+    grpc::Status s = journey->TrackEvent(&context, event(i), &response);
+    ASSERT_TRUE(s.ok()) << Describe(s);
+    EXPECT_EQ(response.duplicate(), accepted[i]) << "event " << i;
+  }
+  absl::StatusOr<std::string> metrics = server_->ScrapeMetrics();
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(*metrics, HasSubstr("tappa_rate_limited_total{key=\"everything\","
+                                  "limit=\"contact_queue\"} 67"));
+}
+
 TEST_F(SecurityE2eTest, AuditLinesForErasuresAndAdminCallsWithoutData) {
   std::string audit_path = dir_.path() + "/audit.log";
   StartServer({"--audit_log=" + audit_path});

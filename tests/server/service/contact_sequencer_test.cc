@@ -1,0 +1,41 @@
+// ContactSequencer: one contact's tasks run one at a time in submission
+// order, other contacts' at once, and at most `max_waiting` wait per contact.
+#include "server/service/contact_sequencer.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace tappa::server {
+namespace {
+
+using ::testing::ElementsAre;
+
+TEST(ContactSequencerTest, RunsInOrderAndBoundsTheWait) {
+  ContactSequencer sequencer(2);
+  std::vector<std::string> ran;
+  auto task = [&ran](std::string name) {
+    return [&ran, name] { ran.push_back(name); };
+  };
+  EXPECT_TRUE(sequencer.Run("a", task("a1")));  // runs at once
+  EXPECT_TRUE(sequencer.Run("a", task("a2")));  // waits
+  EXPECT_TRUE(sequencer.Run("a", task("a3")));  // waits
+  EXPECT_FALSE(sequencer.Run("a", task("a4")));  // two wait already
+  EXPECT_TRUE(sequencer.Run("b", task("b1")));   // another contact: at once
+  EXPECT_THAT(ran, ElementsAre("a1", "b1"));
+  sequencer.Done("a");  // a1 finished: a2 starts
+  EXPECT_THAT(ran, ElementsAre("a1", "b1", "a2"));
+  EXPECT_TRUE(sequencer.Run("a", task("a5")));  // one waits again: room
+  sequencer.Done("a");
+  sequencer.Done("a");
+  sequencer.Done("a");  // a5 finished: the contact is idle
+  sequencer.Done("b");
+  EXPECT_THAT(ran, ElementsAre("a1", "b1", "a2", "a3", "a5"));
+  EXPECT_TRUE(sequencer.Run("a", task("a6")));  // idle: at once
+  EXPECT_THAT(ran, ElementsAre("a1", "b1", "a2", "a3", "a5", "a6"));
+}
+
+}  // namespace
+}  // namespace tappa::server
