@@ -7,12 +7,13 @@
 // or on the thread that calls Done() for the contact's previous task. Tasks
 // must not block; each must eventually lead to exactly one Done(contact).
 //
-// At most `max_waiting` tasks wait behind a contact's running one: Run()
-// refuses more (the caller sheds the request). One contact's tasks run one
-// at a time, each a few Redis round trips, so a contact sent events faster
-// than that (a bot, a replayed backlog, the load tests' hottest contacts)
-// would otherwise queue without bound, every queued event past its deadline
-// by the time its turn came.
+// A task may be refused instead of queued (the caller sheds the request):
+// when `max_waiting` tasks already wait behind the contact's running one,
+// or when the caller's `may_wait` says the wait is too long. One contact's
+// tasks run one at a time, each a few Redis round trips, so a contact sent
+// events faster than that (a bot, a replayed backlog, the load tests'
+// hottest contacts) would otherwise queue without bound, every queued event
+// past its deadline by the time its turn came.
 //
 // Thread safety: thread-safe.
 #ifndef TAPPA_SERVER_SERVICE_CONTACT_SEQUENCER_H_
@@ -23,6 +24,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 
@@ -36,13 +38,17 @@ class ContactSequencer {
 
   // Runs `task` now if `contact` is idle, else queues it behind the
   // contact's tasks; false (and `task` dropped, never run) when
-  // `max_waiting` already wait.
-  bool Run(absl::string_view contact, Task task) {
+  // `max_waiting` already wait or `may_wait(tasks waiting)` is false.
+  // `may_wait` runs under the sequencer's lock: it must be quick.
+  bool Run(
+      absl::string_view contact, Task task,
+      absl::FunctionRef<bool(size_t)> may_wait = [](size_t) { return true; }) {
     {
       absl::MutexLock lock(&mu_);
       auto [it, inserted] = waiting_.try_emplace(contact);
       if (!inserted) {
-        if (it->second.size() >= max_waiting_) return false;
+        const size_t waiting = it->second.size();
+        if (waiting >= max_waiting_ || !may_wait(waiting)) return false;
         it->second.push_back(std::move(task));
         return true;
       }

@@ -92,6 +92,7 @@ struct EventProcessor::Operation {
   std::string sequenced_on;
   int redirects = 0;
   std::string named_as;  // the alias the request named, if any
+  absl::Time started;    // real time of the first attempt
   Done done;
 };
 
@@ -154,20 +155,24 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   op->request.set_contact_id(*first);
   op->sequenced_on = *first;
   // A refused task is dropped unrun: the event is answered from here.
-  if (!sequencer_.Run(*first,
-                      [this, op]() mutable { Attempt(std::move(op)); })) {
+  const absl::Duration left = deadline - absl::Now();
+  const int64_t hold_ns = hold_ns_.load(std::memory_order_relaxed);
+  auto in_time = [left, hold_ns](size_t ahead) {
+    return absl::Nanoseconds(hold_ns) * static_cast<double>(ahead + 1) <= left;
+  };
+  if (!sequencer_.Run(
+          *first, [this, op]() mutable { Attempt(std::move(op)); }, in_time)) {
     runtime_.metrics->RecordRateLimited("contact_queue", caller);
     Done refused = std::move(op->done);
     refused(RateLimitedError(
-        absl::StrCat("contact_id: ", kMaxEventsWaitingPerContact,
-                     " events of this contact are already waiting to be "
-                     "applied"),
+        "contact_id: this contact's earlier events are still being applied, "
+        "and this one would wait past its deadline behind them",
         kContactQueueRetryAfter));
   }
 }
 
 void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
-  ++op->attempts;
+  if (++op->attempts == 1) op->started = absl::Now();
   // Server time decides counting: read it per attempt so a retry after a
   // conflict counts in the right bucket.
   op->receive_time = runtime_.clock->Now();
@@ -307,6 +312,11 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
 
 void EventProcessor::Finish(std::shared_ptr<Operation> op,
                             absl::StatusOr<TrackEventResponse> result) {
+  // A moving average over about the last 8 events (racing updates may lose
+  // one sample: harmless for an estimate).
+  const int64_t held = absl::ToInt64Nanoseconds(absl::Now() - op->started);
+  const int64_t average = hold_ns_.load(std::memory_order_relaxed);
+  hold_ns_.store(average + (held - average) / 8, std::memory_order_relaxed);
   Done done = std::move(op->done);
   std::string contact = op->sequenced_on;
   op.reset();

@@ -8,6 +8,9 @@
 #ifndef TAPPA_SERVER_SERVICE_EVENT_PROCESSOR_H_
 #define TAPPA_SERVER_SERVICE_EVENT_PROCESSOR_H_
 
+#include <atomic>
+#include <cstdint>
+
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -19,12 +22,13 @@ namespace tappa::server {
 
 // Attempts before a contended event gives up with ABORTED.
 inline constexpr int kMaxCommitAttempts = 32;
-// Events of one contact wait at most this many deep behind the one being
-// applied (contact_sequencer.h); beyond, an event is refused with
-// RESOURCE_EXHAUSTED and a retry delay, changing nothing. Each applied
-// event costs two Redis round trips (a few ms on a loaded server), so 32
-// waiting is a wait of a few hundred ms at worst.
-inline constexpr size_t kMaxEventsWaitingPerContact = 32;
+// Events of one contact are applied one at a time (contact_sequencer.h). An
+// event is refused with RESOURCE_EXHAUSTED and a retry delay, changing
+// nothing, rather than queued behind its contact's others when the queue
+// would outlast its deadline (the events ahead times the recent time an
+// event holds its contact), or when this many already wait (a bound on
+// memory; the server's in-flight bound also holds).
+inline constexpr size_t kMaxEventsWaitingPerContact = 256;
 // Client event times are clamped into [receive time - this, receive time].
 inline constexpr absl::Duration kEventTimeTolerance = absl::Hours(24);
 
@@ -41,8 +45,8 @@ class EventProcessor {
   // contact's event rate (Runtime::contact_event_rate) is refused with
   // RESOURCE_EXHAUSTED and a retry delay, and changes nothing; a repeat of
   // an accepted event is answered as a duplicate whatever the rate. An event
-  // behind kMaxEventsWaitingPerContact others of its contact is refused the
-  // same way.
+  // that would wait past its deadline behind others of its contact, or
+  // behind kMaxEventsWaitingPerContact of them, is refused the same way.
   void Track(const tappa::v1::TrackEventRequest& request, absl::Time deadline,
              absl::string_view caller, Done done);
 
@@ -54,6 +58,10 @@ class EventProcessor {
 
   Runtime runtime_;
   ContactSequencer sequencer_;
+  // How long an event recently held its contact in the sequencer (first
+  // attempt to answer; a moving average, ns, real time): the wait of an
+  // event queued behind n others is about (n + 1) times this.
+  std::atomic<int64_t> hold_ns_{0};
 };
 
 }  // namespace tappa::server

@@ -19,9 +19,9 @@ TEST(ContactSequencerTest, RunsInOrderAndBoundsTheWait) {
   auto task = [&ran](std::string name) {
     return [&ran, name] { ran.push_back(name); };
   };
-  EXPECT_TRUE(sequencer.Run("a", task("a1")));  // runs at once
-  EXPECT_TRUE(sequencer.Run("a", task("a2")));  // waits
-  EXPECT_TRUE(sequencer.Run("a", task("a3")));  // waits
+  EXPECT_TRUE(sequencer.Run("a", task("a1")));   // runs at once
+  EXPECT_TRUE(sequencer.Run("a", task("a2")));   // waits
+  EXPECT_TRUE(sequencer.Run("a", task("a3")));   // waits
   EXPECT_FALSE(sequencer.Run("a", task("a4")));  // two wait already
   EXPECT_TRUE(sequencer.Run("b", task("b1")));   // another contact: at once
   EXPECT_THAT(ran, ElementsAre("a1", "b1"));
@@ -35,6 +35,25 @@ TEST(ContactSequencerTest, RunsInOrderAndBoundsTheWait) {
   EXPECT_THAT(ran, ElementsAre("a1", "b1", "a2", "a3", "a5"));
   EXPECT_TRUE(sequencer.Run("a", task("a6")));  // idle: at once
   EXPECT_THAT(ran, ElementsAre("a1", "b1", "a2", "a3", "a5", "a6"));
+}
+
+TEST(ContactSequencerTest, TheCallerMayRefuseToWait) {
+  ContactSequencer sequencer(100);
+  int ran = 0;
+  std::vector<size_t> asked;
+  auto may_wait = [&asked](size_t waiting) {
+    asked.push_back(waiting);
+    return waiting < 1;
+  };
+  auto task = [&ran] { ++ran; };
+  EXPECT_TRUE(sequencer.Run("a", task, may_wait));   // idle: not asked
+  EXPECT_TRUE(sequencer.Run("a", task, may_wait));   // none waits: may
+  EXPECT_FALSE(sequencer.Run("a", task, may_wait));  // one waits: may not
+  EXPECT_THAT(asked, ElementsAre(0, 1));
+  EXPECT_EQ(ran, 1);
+  sequencer.Done("a");
+  sequencer.Done("a");
+  EXPECT_EQ(ran, 2);
 }
 
 }  // namespace
