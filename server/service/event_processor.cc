@@ -157,8 +157,13 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   // A refused task is dropped unrun: the event is answered from here.
   const absl::Duration left = deadline - absl::Now();
   const int64_t hold_ns = hold_ns_.load(std::memory_order_relaxed);
+  // Twice the estimate: the average lags when the load rises, and an event
+  // admitted on a low estimate would expire in the queue after its caller
+  // waited the whole deadline (measured at twice the web mix maximum:
+  // 1,139 events expired queued with the estimate alone, 110 with twice it).
   auto in_time = [left, hold_ns](size_t ahead) {
-    return absl::Nanoseconds(hold_ns) * static_cast<double>(ahead + 1) <= left;
+    return absl::Nanoseconds(hold_ns) * static_cast<double>(2 * (ahead + 1)) <=
+           left;
   };
   if (!sequencer_.Run(
           *first, [this, op]() mutable { Attempt(std::move(op)); }, in_time)) {

@@ -25,8 +25,8 @@ inline constexpr int kMaxCommitAttempts = 32;
 // Events of one contact are applied one at a time (contact_sequencer.h). An
 // event is refused with RESOURCE_EXHAUSTED and a retry delay, changing
 // nothing, rather than queued behind its contact's others when the queue
-// would outlast its deadline (the events ahead times the recent time an
-// event holds its contact), or when this many already wait (a bound on
+// could outlast its deadline (twice the events ahead times the recent time
+// an event holds its contact), or when this many already wait (a bound on
 // memory; the server's in-flight bound also holds).
 inline constexpr size_t kMaxEventsWaitingPerContact = 256;
 // Client event times are clamped into [receive time - this, receive time].

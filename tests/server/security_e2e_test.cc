@@ -613,8 +613,8 @@ TEST_F(SecurityE2eTest, EventsBeyondAContactsQueueAreRefusedAndChangeNothing) {
 // is refused at once instead of queued to expire. Three events taking
 // ~400 ms each (Redis paused) teach the server that an event holds its
 // contact ~70 ms (a moving average over 16); then, with Redis paused again,
-// of 40 events with a 1 s deadline only the first dozen or so can finish in
-// time.
+// of 40 events with a 1 s deadline only the first several are queued (an
+// event is refused when twice the estimated wait exceeds its deadline).
 TEST_F(SecurityE2eTest, EventsThatWouldWaitPastTheirDeadlineAreRefused) {
   StartServer({"--contact_events_per_second=0"});
   auto journey = tappa::v1::JourneyService::NewStub(server_->channel());
