@@ -60,7 +60,8 @@ class EventProcessor {
   ContactSequencer sequencer_;
   // How long an event recently held its contact in the sequencer (first
   // attempt to answer; a moving average, ns, real time): the wait of an
-  // event queued behind n others is about (n + 1) times this.
+  // event queued behind n others is about (n + 1) times this, and Track()
+  // refuses it when twice that exceeds its deadline.
   std::atomic<int64_t> hold_ns_{0};
 };
 
