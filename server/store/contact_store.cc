@@ -645,7 +645,7 @@ void ContactStore::CountPhases(
       });
 }
 
-void ContactStore::RunScript(const std::string& script, const std::string& sha,
+void ContactStore::RunScript(absl::string_view script, const std::string& sha,
                              std::vector<std::string> keys,
                              std::vector<std::string> args, absl::Time deadline,
                              RedisClient::Callback done) {
@@ -656,25 +656,28 @@ void ContactStore::RunScript(const std::string& script, const std::string& sha,
   command.push_back(absl::StrCat(keys.size()));
   for (std::string& k : keys) command.push_back(std::move(k));
   for (std::string& a : args) command.push_back(std::move(a));
+  // The arguments again for the EVAL fallback (the client consumes the
+  // command it sends).
+  std::vector<std::string> retry = command;
   RedisClient* redis = redis_;
   redis_->Command(
-      command, deadline,
-      [redis, command, script, deadline,
+      std::move(command), deadline,
+      [redis, retry = std::move(retry), script, deadline,
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
         if (reply.ok() && reply->is_error() &&
             absl::StartsWith(reply->str, "NOSCRIPT")) {
           // First use on this Redis (or after a restart): send the body once;
           // Redis caches it for the EVALSHAs that follow.
-          command[0] = "EVAL";
-          command[1] = script;
-          redis->Command(std::move(command), deadline, std::move(done));
+          retry[0] = "EVAL";
+          retry[1] = std::string(script);
+          redis->Command(std::move(retry), deadline, std::move(done));
           return;
         }
         done(std::move(reply));
       });
 }
 
-void ContactStore::RunScriptOnEach(const std::string& script,
+void ContactStore::RunScriptOnEach(absl::string_view script,
                                    const std::string& sha,
                                    std::vector<ScriptCall> calls,
                                    absl::Time deadline, absl::string_view what,

@@ -285,8 +285,10 @@ class ContactStore {
                    Done<std::vector<std::pair<std::string, int64_t>>> done);
 
   // EVALSHA, falling back to EVAL when Redis does not know the script yet.
-  // `sha` is Sha1Hex(script).
-  void RunScript(const std::string& script, const std::string& sha,
+  // `sha` is Sha1Hex(script). `script` must outlive the call (a constant, or
+  // a member of a store that outlives its calls): only a view of it is kept
+  // for the fallback, not a copy per call.
+  void RunScript(absl::string_view script, const std::string& sha,
                  std::vector<std::string> keys, std::vector<std::string> args,
                  absl::Time deadline, RedisClient::Callback done);
 
@@ -300,7 +302,7 @@ class ContactStore {
   // yields the sum of their integer replies once every call has answered,
   // or the first failure; `what` names the script in errors. No calls: 0,
   // at once.
-  void RunScriptOnEach(const std::string& script, const std::string& sha,
+  void RunScriptOnEach(absl::string_view script, const std::string& sha,
                        std::vector<ScriptCall> calls, absl::Time deadline,
                        absl::string_view what, Done<int64_t> done);
 
