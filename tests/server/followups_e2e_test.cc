@@ -136,6 +136,21 @@ class FollowUpsE2eTest : public ::testing::Test {
     return m->substr(at + line_prefix.size(), end - at - line_prefix.size());
   }
 
+  // The metric once it shows `expected` (or what it shows after 5 s): the
+  // server counts an outcome in the callback of the script that applied it,
+  // which may run after the test already saw the outcome in Redis (the
+  // replies of two Redis loops are handled on two threads).
+  std::string AwaitMetric(ServerProcess& server, const std::string& line_prefix,
+                          const std::string& expected) {
+    absl::Time give_up = absl::Now() + absl::Seconds(5);
+    std::string value = Metric(server, line_prefix);
+    while (value != expected && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(10));
+      value = Metric(server, line_prefix);
+    }
+    return value;
+  }
+
   std::unique_ptr<RedisProcess> redis_;
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<TappaClient> client_;
@@ -162,9 +177,11 @@ TEST_F(FollowUpsE2eTest, CartReminderFiresAfterTheDelayButNotAfterAPurchase) {
   // Nothing more comes for bob.
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_EQ(Stream().size(), 1u);
-  EXPECT_EQ(Metric(*server_, "tappa_followups_total{outcome=\"cancelled\"} "),
+  EXPECT_EQ(AwaitMetric(*server_,
+                        "tappa_followups_total{outcome=\"cancelled\"} ", "1"),
             "1");
-  EXPECT_EQ(Metric(*server_, "tappa_followups_total{outcome=\"delivered\"} "),
+  EXPECT_EQ(AwaitMetric(*server_,
+                        "tappa_followups_total{outcome=\"delivered\"} ", "1"),
             "1");
   // The decision token of a follow-up reports outcomes like any other.
   tappa::v1::ReportOutcomeResponse outcome;
@@ -184,7 +201,8 @@ TEST_F(FollowUpsE2eTest, ConsentWithdrawnBeforeFireTimeDropsIt) {
   }
   EXPECT_TRUE(Stream().empty());
   EXPECT_EQ(
-      Metric(*server_, "tappa_followups_total{outcome=\"dropped_consent\"} "),
+      AwaitMetric(*server_,
+                  "tappa_followups_total{outcome=\"dropped_consent\"} ", "1"),
       "1");
 }
 
@@ -207,7 +225,8 @@ TEST_F(FollowUpsE2eTest, QuietHoursPostponeIt) {
       absl::ToCivilHour(absl::FromUnixMillis(d[0].fire_ms), tz).hour();
   EXPECT_GE(fired_hour, 9) << zone;
   EXPECT_LT(fired_hour, 21) << zone;
-  EXPECT_EQ(Metric(*server_, "tappa_followups_total{outcome=\"postponed\"} "),
+  EXPECT_EQ(AwaitMetric(*server_,
+                        "tappa_followups_total{outcome=\"postponed\"} ", "1"),
             "1");
 }
 
