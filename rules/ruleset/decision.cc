@@ -1,6 +1,7 @@
 #include "rules/ruleset/decision.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "absl/container/flat_hash_map.h"
@@ -43,47 +44,95 @@ bool RanksBefore(const Ruleset& ruleset, const RankedAction& a,
   return ruleset.actions[a.action].id < ruleset.actions[b.action].id;
 }
 
-// The programs that decide `action`'s condition on `placement` for a
-// contact in `phase` (see Decider::conditions_).
-std::vector<const cel::Program*> SpecializedCondition(const Ruleset& rs,
-                                                      const Action& action,
-                                                      int phase,
-                                                      int placement) {
+// What an index entry (phase, placement) fixes about every request it
+// serves: the contact's phase, the context's channel and placement.
+struct FixedPath {
+  int variable;
+  absl::string_view field;
+};
+constexpr FixedPath kFixedByEntry[] = {
+    {kConditionSlots.contact, "phase"},
+    {kConditionSlots.context, "channel"},
+    {kConditionSlots.context, "placement"},
+};
+constexpr size_t kFixedCount = std::size(kFixedByEntry);
+
+// The values of kFixedByEntry for the entry, in the same order.
+std::array<absl::string_view, kFixedCount> FixedValues(const Ruleset& rs,
+                                                       int phase,
+                                                       int placement) {
+  const Placement& where = rs.placements[placement];
+  return {rs.phases[phase].id, rs.channels[where.channel].id, where.id};
+}
+
+// For each top-level conjunct of `when`: whether it reads nothing but paths
+// of kFixedByEntry, so that an entry decides it.
+std::vector<bool> DecidedByEntry(const Expression& when) {
+  auto fixed = [](const cel::VariablePath& path) {
+    return path.fields.size() == 1 &&
+           std::any_of(std::begin(kFixedByEntry), std::end(kFixedByEntry),
+                       [&path](const FixedPath& f) {
+                         return f.variable == path.variable &&
+                                f.field == path.fields[0];
+                       });
+  };
+  std::vector<bool> decided;
+  for (const Expression& part : when.conjuncts) {
+    std::vector<cel::VariablePath> paths = part.program->VariablePaths();
+    decided.push_back(std::all_of(paths.begin(), paths.end(), fixed));
+  }
+  return decided;
+}
+
+// The condition variables as an entry knows them: only the fixed paths.
+class EntryBindings {
+ public:
+  EntryBindings(const Ruleset& rs, int phase, int placement) {
+    auto values = FixedValues(rs, phase, placement);
+    for (size_t i = 0; i < kFixedCount; ++i) {
+      FieldMap& map = kFixedByEntry[i].variable == kConditionSlots.contact
+                          ? contact_
+                          : context_;
+      map.Add(kFixedByEntry[i].field, Value::BorrowedString(values[i]));
+    }
+    vars_[kConditionSlots.contact] = Value::BorrowedMap(&contact_);
+    vars_[kConditionSlots.context] = Value::BorrowedMap(&context_);
+  }
+  EntryBindings(const EntryBindings&) = delete;
+  EntryBindings& operator=(const EntryBindings&) = delete;
+
+  absl::Span<const Value> vars() const { return vars_; }
+
+ private:
+  FieldMap contact_, context_;
+  Value vars_[kConditionVariableCount];
+};
+
+// The programs that decide `action`'s condition for the entry `known`
+// describes (see Decider::conditions_); `decided` is DecidedByEntry of its
+// condition.
+std::vector<const cel::Program*> SpecializedCondition(
+    const Action& action, const std::vector<bool>& decided,
+    const EntryBindings& known) {
   if (!action.when.has_value()) return {};
   const Expression& when = *action.when;
   const std::vector<const cel::Program*> whole = {when.program.get()};
-  if (when.conjuncts.empty()) return whole;
-  // The variables as the index knows them: a conjunct reading nothing else
-  // gives here what it gives for every contact in `phase` on `placement`.
-  FieldMap contact, context;
-  contact.Add("phase", Value::BorrowedString(rs.phases[phase].id));
-  const Placement& where = rs.placements[placement];
-  context.Add("channel", Value::BorrowedString(rs.channels[where.channel].id));
-  context.Add("placement", Value::BorrowedString(where.id));
-  Value vars[kConditionVariableCount];
-  vars[kConditionSlots.contact] = Value::BorrowedMap(&contact);
-  vars[kConditionSlots.context] = Value::BorrowedMap(&context);
-  auto known = [](const cel::VariablePath& path) {
-    if (path.fields.size() != 1) return false;
-    if (path.variable == kConditionSlots.contact) {
-      return path.fields[0] == "phase";
-    }
-    return path.variable == kConditionSlots.context &&
-           (path.fields[0] == "channel" || path.fields[0] == "placement");
-  };
   std::vector<const cel::Program*> left;
-  for (const Expression& part : when.conjuncts) {
-    std::vector<cel::VariablePath> paths = part.program->VariablePaths();
-    if (std::all_of(paths.begin(), paths.end(), known)) {
-      Value v = part.program->Evaluate(vars);
-      if (v.IsBool() && v.bool_value()) continue;  // true: drop it
-      // False (or an error) here is false for every such contact: keep the
-      // whole condition, which says so (this candidate never wins).
-      return whole;
+  for (size_t i = 0; i < when.conjuncts.size(); ++i) {
+    const cel::Program* part = when.conjuncts[i].program.get();
+    if (!decided[i]) {
+      left.push_back(part);
+      continue;
     }
-    left.push_back(part.program.get());
+    // Reading nothing else, it gives here what it gives for every request
+    // of the entry.
+    Value v = part->Evaluate(known.vars());
+    if (v.IsBool() && v.bool_value()) continue;  // true: drop it
+    // False (or an error) for every such request: keep the whole condition,
+    // which says so (this candidate never wins).
+    return whole;
   }
-  if (left.size() == when.conjuncts.size()) return whole;
+  if (left.size() == when.conjuncts.size()) return whole;  // none decided
   return left;
 }
 
@@ -129,13 +178,20 @@ Decider::Decider(std::shared_ptr<const Ruleset> ruleset)
     });
     list.shrink_to_fit();
   }
+  std::vector<std::vector<bool>> decided(rs.actions.size());
+  for (size_t a = 0; a < rs.actions.size(); ++a) {
+    if (rs.actions[a].when.has_value()) {
+      decided[a] = DecidedByEntry(*rs.actions[a].when);
+    }
+  }
   conditions_.resize(candidates_.size());
   for (int phase = 0; phase < static_cast<int>(rs.phases.size()); ++phase) {
     for (int placement = 0; placement < placement_count_; ++placement) {
       const int entry = phase * placement_count_ + placement;
+      const EntryBindings known(rs, phase, placement);
       for (int a : candidates_[entry]) {
         conditions_[entry].push_back(
-            SpecializedCondition(rs, rs.actions[a], phase, placement));
+            SpecializedCondition(rs.actions[a], decided[a], known));
       }
     }
   }
@@ -154,19 +210,21 @@ Decider::Decider(std::shared_ptr<const Ruleset> ruleset)
 
 bool Decider::BindingsMatch(int phase, int placement, const Value& contact,
                             const Value& context) const {
-  if (!contact.IsMap() || !context.IsMap()) return false;
-  const Ruleset& rs = *ruleset_;
-  const Placement& where = rs.placements[placement];
-  auto is = [](const Value& map, absl::string_view field,
-               absl::string_view expected) {
+  auto values = FixedValues(*ruleset_, phase, placement);
+  for (size_t i = 0; i < kFixedCount; ++i) {
+    const Value& binding = kFixedByEntry[i].variable == kConditionSlots.contact
+                               ? contact
+                               : context;
+    if (!binding.IsMap()) return false;
     Value scratch;
-    const Value* found = map.map_value().FindStringRef(field, &scratch);
-    return found != nullptr && found->IsString() &&
-           found->string_value() == expected;
-  };
-  return is(contact, "phase", rs.phases[phase].id) &&
-         is(context, "channel", rs.channels[where.channel].id) &&
-         is(context, "placement", where.id);
+    const Value* found =
+        binding.map_value().FindStringRef(kFixedByEntry[i].field, &scratch);
+    if (found == nullptr || !found->IsString() ||
+        found->string_value() != values[i]) {
+      return false;
+    }
+  }
+  return true;
 }
 
 absl::Span<const int> Decider::Candidates(int phase, int placement) const {

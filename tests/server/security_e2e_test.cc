@@ -518,6 +518,16 @@ TEST_F(SecurityE2eTest, PerContactEventRateHoldsUnderEightClients) {
   EXPECT_THAT(*metrics, ::testing::Not(HasSubstr("c-hot")));
 }
 
+// Event `i` of a burst: a purchase of contact "c-burst", id "<prefix>-<i>".
+tappa::v1::TrackEventRequest BurstEvent(const std::string& prefix, int i) {
+  tappa::v1::TrackEventRequest request;
+  request.set_event_id(absl::StrCat(prefix, "-", i));
+  request.set_contact_id("c-burst");
+  request.set_type("purchase");
+  request.set_channel("web");
+  return request;
+}
+
 // Sends `events` TrackEvents for contact "c-burst" at once (ids
 // "<prefix>-<i>") with `deadline`, and returns their statuses in order. The
 // events go over two connections: one carries at most 256 calls at once
@@ -541,13 +551,9 @@ std::vector<grpc::Status> Burst(ServerProcess& server,
     auto call = std::make_unique<Call>();
     AddKey(&call->context, kAllKey);
     call->context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-    tappa::v1::TrackEventRequest request;
-    request.set_event_id(absl::StrCat(prefix, "-", i));
-    request.set_contact_id("c-burst");
-    request.set_type("purchase");
-    request.set_channel("web");
     call->reader =
-        (i % 2 == 0 ? one : two)->AsyncTrackEvent(&call->context, request, &cq);
+        (i % 2 == 0 ? one : two)
+            ->AsyncTrackEvent(&call->context, BurstEvent(prefix, i), &cq);
     call->reader->Finish(&call->response, &call->status, call.get());
     calls.push_back(std::move(call));
   }
@@ -583,13 +589,9 @@ void ExpectRefusedChangedNothing(tappa::v1::JourneyService::Stub& journey,
   for (size_t i = 0; i < first.size(); ++i) {
     grpc::ClientContext context;
     AddKey(&context, kAllKey);
-    tappa::v1::TrackEventRequest request;
-    request.set_event_id(absl::StrCat(prefix, "-", i));
-    request.set_contact_id("c-burst");
-    request.set_type("purchase");
-    request.set_channel("web");
     tappa::v1::TrackEventResponse response;
-    grpc::Status s = journey.TrackEvent(&context, request, &response);
+    grpc::Status s = journey.TrackEvent(
+        &context, BurstEvent(prefix, static_cast<int>(i)), &response);
     ASSERT_TRUE(s.ok()) << Describe(s);
     EXPECT_EQ(response.duplicate(), first[i].ok()) << prefix << " " << i;
   }
