@@ -261,6 +261,20 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                "(renamed_phases): they are treated as in the initial phase.")
            .Register(*registry_)
            .Add({});
+  auto* sources =
+      &prometheus::BuildCounter()
+           .Name("tappa_event_contact_sources_total")
+           .Help(
+               "Event attempts by where they found their contact: "
+               "remembered (this server's last commit for it: no read; "
+               "--recent_contacts), read (from Redis), conflict (brought "
+               "back by a commit that found the contact changed, e.g. by "
+               "another replica).")
+           .Register(*registry_);
+  const char* source_names[] = {"remembered", "read", "conflict"};
+  for (size_t i = 0; i < event_contact_sources_.size(); ++i) {
+    event_contact_sources_[i] = &sources->Add({{"source", source_names[i]}});
+  }
   auto* followups = &prometheus::BuildCounter()
                          .Name("tappa_followups_total")
                          .Help(
@@ -507,6 +521,10 @@ void Metrics::RecordContactsErased(ErasureReason reason, int64_t n) {
 }
 
 void Metrics::RecordUnknownPhase() { unknown_phase_->Increment(); }
+
+void Metrics::RecordEventContactSource(EventContactSource source) {
+  event_contact_sources_[static_cast<size_t>(source)]->Increment();
+}
 
 void Metrics::RecordAuthRejected(AuthRejection reason) {
   auth_rejected_[static_cast<size_t>(reason)]->Increment();

@@ -80,6 +80,14 @@ enum class IdentityLinkResult : uint8_t {
   kOverNamespaceLimit,
 };
 
+// Where an event's attempt found the contact it applies to
+// (tappa_event_contact_sources_total).
+enum class EventContactSource : uint8_t {
+  kRemembered,  // this server's last commit (no round trip)
+  kRead,        // an HGETALL
+  kConflict,    // brought back by a commit that found it changed
+};
+
 // Why a call was refused before any work (tappa_auth_rejected_total).
 enum class AuthRejection : uint8_t {
   kMissingKey,  // no "authorization: Bearer" metadata
@@ -155,6 +163,7 @@ class Metrics {
   // A contact read in a phase the ruleset neither has nor renames (it is
   // treated as being in the initial phase).
   void RecordUnknownPhase();
+  void RecordEventContactSource(EventContactSource source);
   void RecordFollowUps(FollowUpOutcome outcome, int64_t n = 1);
   // Fire time minus due time of a delivered follow-up.
   void RecordFiringLag(absl::Duration lag);
@@ -198,6 +207,7 @@ class Metrics {
   std::array<prometheus::Counter*, 2> tls_reloads_{};
   std::array<prometheus::Counter*, 5> identity_links_{};
   prometheus::Counter* unknown_phase_ = nullptr;
+  std::array<prometheus::Counter*, 3> event_contact_sources_{};
   std::array<prometheus::Counter*, static_cast<size_t>(FollowUpOutcome::kCount)>
       followups_{};
   prometheus::Histogram* firing_lag_ = nullptr;

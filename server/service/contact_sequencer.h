@@ -58,6 +58,10 @@ class ContactSequencer {
   }
 
   // Called when the contact's running task is finished: starts the next.
+  // When Done() is called from within a task Done() started on this thread
+  // (a task that finished without waiting for anything), the next task runs
+  // after that one returns, not inside it: a contact's queue of quickly
+  // refused events must not nest its tasks on the stack.
   void Done(absl::string_view contact) {
     Task next;
     {
@@ -71,10 +75,28 @@ class ContactSequencer {
       next = std::move(it->second.front());
       it->second.pop_front();
     }
-    next();
+    RunUnnested(std::move(next));
   }
 
  private:
+  static void RunUnnested(Task task) {
+    // The tasks to run after the one Done() is running on this thread.
+    thread_local std::deque<Task>* after_current = nullptr;
+    if (after_current != nullptr) {
+      after_current->push_back(std::move(task));
+      return;
+    }
+    std::deque<Task> queue;
+    queue.push_back(std::move(task));
+    after_current = &queue;
+    while (!queue.empty()) {
+      Task next = std::move(queue.front());
+      queue.pop_front();
+      next();
+    }
+    after_current = nullptr;
+  }
+
   const size_t max_waiting_;
   absl::Mutex mu_;
   // Contacts with a running task, and what waits behind it.

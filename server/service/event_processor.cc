@@ -92,7 +92,10 @@ struct EventProcessor::Operation {
   std::string sequenced_on;
   int redirects = 0;
   std::string named_as;  // the alias the request named, if any
-  absl::Time started;    // real time of the first attempt
+  // Set once a remembered hash could not decide the event: read from Redis
+  // from then on.
+  bool read_first = false;
+  absl::Time started;  // real time of the first attempt
   Done done;
 };
 
@@ -177,141 +180,171 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
 }
 
 void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
-  if (++op->attempts == 1) op->started = absl::Now();
-  // Server time decides counting: read it per attempt so a retry after a
-  // conflict counts in the right bucket.
-  op->receive_time = runtime_.clock->Now();
-  op->event_time = op->receive_time;
-  if (op->request.has_event_time()) {
-    op->event_time =
-        std::clamp(ProtoToTime(op->request.event_time()),
-                   op->receive_time - kEventTimeTolerance, op->receive_time);
-  }
+  StartAttempt(*op);
   runtime_.store->LoadForEvent(
       op->serving->ruleset, op->request.contact_id(), op->request.event_id(),
-      op->receive_time, op->deadline,
+      op->receive_time, op->deadline, /*use_recent=*/!op->read_first,
       [this, op](absl::StatusOr<EventRead> read) mutable {
         if (!read.ok()) return Finish(std::move(op), read.status());
-        const ruleset::Ruleset& rs = *op->serving->ruleset;
-        TrackEventResponse response;
-        response.set_event_id(op->request.event_id());
-        response.set_contact_id(op->request.contact_id());
-        response.set_ruleset_version(rs.version);
-        if (read->duplicate_of.has_value()) {
-          FillDuplicate(*read->duplicate_of, &response);
-          return Finish(std::move(op), std::move(response));
-        }
-        // Merged (or being merged) into another contact: the event is that
-        // contact's; the merged profile is frozen and counts nothing new.
-        if (const std::string* next = FollowRedirect(
-                runtime_, read->contact, op->named_as, &op->redirects)) {
-          op->request.set_contact_id(*next);
-          return Attempt(std::move(op));
-        }
+        runtime_.metrics->RecordEventContactSource(
+            read->cached ? EventContactSource::kRemembered
+                         : EventContactSource::kRead);
+        Apply(std::move(op), *std::move(read));
+      });
+}
 
-        DecodedContact& stored = read->contact;
-        // The contact's event rate: decided on what was read, and the new
-        // bucket written by the same conditional commit as the event, so
-        // the limit holds exactly across replicas.
-        std::optional<std::string> rate_state;
-        if (const TokenBucket& rate = runtime_.contact_event_rate;
-            !rate.unlimited()) {
-          BucketState bucket = DecodeBucketState(stored.event_rate_state);
-          absl::Duration retry_after;
-          if (!rate.Take(op->receive_time, &bucket, &retry_after)) {
-            runtime_.metrics->RecordRateLimited("contact", op->caller);
-            return Finish(
-                std::move(op),
-                RateLimitedError(absl::StrCat("contact_id: over the contact's "
-                                              "event rate of ",
-                                              rate.rate(), " per second"),
-                                 retry_after));
-          }
-          rate_state = EncodeBucketState(bucket);
-        }
-        if (stored.phase_unknown) runtime_.metrics->RecordUnknownPhase();
-        bool is_new = !stored.exists;
-        ruleset::ContactSnapshot before = stored.snapshot;
-        ruleset::ContactSnapshot after = stored.snapshot;
-        ruleset::EventOutcome outcome;
-        absl::Status applied = ruleset::ApplyEvent(
-            rs, op->event, op->receive_time, is_new, &after, &outcome);
-        if (!applied.ok()) return Finish(std::move(op), applied);
-        for (size_t i = 0; i < outcome.rule_errors.size(); ++i) {
-          runtime_.metrics->RecordRuleError();
-        }
+void EventProcessor::StartAttempt(Operation& op) {
+  if (++op.attempts == 1) op.started = absl::Now();
+  // Server time decides counting: read it per attempt so a retry after a
+  // conflict counts in the right bucket.
+  op.receive_time = runtime_.clock->Now();
+  op.event_time = op.receive_time;
+  if (op.request.has_event_time()) {
+    op.event_time =
+        std::clamp(ProtoToTime(op.request.event_time()),
+                   op.receive_time - kEventTimeTolerance, op.receive_time);
+  }
+}
 
-        EventWrite write;
-        write.expected_version = is_new ? 0 : stored.version;
-        write.event_id = op->request.event_id();
-        write.record.receive_time = op->receive_time;
-        write.record.event_time = op->event_time;
-        write.record.previous_phase =
-            is_new ? "" : rs.phases[outcome.previous_phase].id;
-        write.record.phase = rs.phases[outcome.phase].id;
-        write.record.created = is_new;
-        FieldMap old_fields = is_new ? FieldMap() : EncodeContact(rs, before);
-        DiffFields(old_fields, EncodeContact(rs, after), &write.set_fields,
-                   &write.remove_fields);
-        if (rate_state.has_value()) {
-          write.set_fields.emplace_back("r", *std::move(rate_state));
-        }
-        if (is_new || outcome.phase_changed) {
-          write.history =
-              HistoryEntry{op->receive_time,   write.record.previous_phase,
-                           write.record.phase, op->event_time,
-                           op->event.type,     op->event.channel,
-                           op->event.placement};
-        }
-        write.old_phase = write.record.previous_phase;
-        write.new_phase = write.record.phase;
-        int scheduled = 0, cancelled = 0;
-        PlanFollowUps(rs, op->request.contact_id(), op->request.event_id(),
-                      op->receive_time, stored.pending, outcome, &write,
-                      &scheduled, &cancelled);
+void EventProcessor::Apply(std::shared_ptr<Operation> op, EventRead read) {
+  // A remembered hash only ever leads to a commit, whose checks stand in for
+  // the read it skipped; an answer without one (a duplicate answered
+  // whatever the rate, a refusal, a redirect) is decided on a read.
+  auto read_first = [this, &op]() {
+    op->read_first = true;
+    Attempt(std::move(op));
+  };
+  const ruleset::Ruleset& rs = *op->serving->ruleset;
+  TrackEventResponse response;
+  response.set_event_id(op->request.event_id());
+  response.set_contact_id(op->request.contact_id());
+  response.set_ruleset_version(rs.version);
+  if (read.duplicate_of.has_value()) {
+    FillDuplicate(*read.duplicate_of, &response);
+    return Finish(std::move(op), std::move(response));
+  }
+  DecodedContact stored =
+      DecodeContact(rs, op->request.contact_id(), *read.hash, op->receive_time);
+  // Merged (or being merged) into another contact: the event is that
+  // contact's; the merged profile is frozen and counts nothing new.
+  if (!stored.merged_into.empty() && read.cached) return read_first();
+  if (const std::string* next =
+          FollowRedirect(runtime_, stored, op->named_as, &op->redirects)) {
+    op->request.set_contact_id(*next);
+    return Attempt(std::move(op));
+  }
 
-        response.set_contact_created(is_new);
-        response.set_previous_phase(write.record.previous_phase);
-        response.set_phase(write.record.phase);
-        response.set_phase_changed(outcome.phase_changed);
-        *response.mutable_receive_time() = TimeToProto(op->receive_time);
-        *response.mutable_event_time() = TimeToProto(op->event_time);
-        for (int c : outcome.counters_incremented) {
-          (*response.mutable_updated_counters())[rs.counters[c].id] =
-              after.counts[c];
-        }
-        int from = outcome.previous_phase, to = outcome.phase;
-        bool changed = outcome.phase_changed;
+  // The contact's event rate: decided on what was read, and the new
+  // bucket written by the same conditional commit as the event, so
+  // the limit holds exactly across replicas.
+  std::optional<std::string> rate_state;
+  if (const TokenBucket& rate = runtime_.contact_event_rate;
+      !rate.unlimited()) {
+    BucketState bucket = DecodeBucketState(stored.event_rate_state);
+    absl::Duration retry_after;
+    if (!rate.Take(op->receive_time, &bucket, &retry_after)) {
+      if (read.cached) return read_first();
+      runtime_.metrics->RecordRateLimited("contact", op->caller);
+      return Finish(
+          std::move(op),
+          RateLimitedError(absl::StrCat("contact_id: over the contact's "
+                                        "event rate of ",
+                                        rate.rate(), " per second"),
+                           retry_after));
+    }
+    rate_state = EncodeBucketState(bucket);
+  }
+  if (stored.phase_unknown) runtime_.metrics->RecordUnknownPhase();
+  bool is_new = !stored.exists;
+  ruleset::ContactSnapshot before = stored.snapshot;
+  ruleset::ContactSnapshot after = stored.snapshot;
+  ruleset::EventOutcome outcome;
+  absl::Status applied = ruleset::ApplyEvent(rs, op->event, op->receive_time,
+                                             is_new, &after, &outcome);
+  if (!applied.ok()) {
+    if (read.cached) return read_first();
+    return Finish(std::move(op), applied);
+  }
+  for (size_t i = 0; i < outcome.rule_errors.size(); ++i) {
+    runtime_.metrics->RecordRuleError();
+  }
 
-        runtime_.store->CommitEvent(
-            op->serving->ruleset, op->request.contact_id(), write,
-            op->receive_time, op->deadline,
-            [this, op, response = std::move(response), from, to, changed,
-             scheduled,
-             cancelled](absl::StatusOr<CommitResult> result) mutable {
-              if (!result.ok()) return Finish(std::move(op), result.status());
-              switch (result->outcome) {
-                case CommitResult::Outcome::kApplied:
-                  runtime_.metrics->RecordEvent(op->channel);
-                  runtime_.metrics->RecordFollowUps(FollowUpOutcome::kScheduled,
-                                                    scheduled);
-                  runtime_.metrics->RecordFollowUps(FollowUpOutcome::kCancelled,
-                                                    cancelled);
-                  if (changed) runtime_.metrics->RecordTransition(from, to);
-                  return Finish(std::move(op), std::move(response));
-                case CommitResult::Outcome::kDuplicate:
-                  FillDuplicate(result->duplicate_of, &response);
-                  return Finish(std::move(op), std::move(response));
-                case CommitResult::Outcome::kConflict:
-                  if (op->attempts >= kMaxCommitAttempts) {
-                    return Finish(
-                        std::move(op),
-                        absl::AbortedError("contact_id: too many concurrent "
-                                           "writes to this contact; retry"));
-                  }
-                  return Attempt(std::move(op));
-              }
-            });
+  EventWrite write;
+  write.expected_version = is_new ? 0 : stored.version;
+  write.event_id = op->request.event_id();
+  write.base = read.hash;
+  write.record.receive_time = op->receive_time;
+  write.record.event_time = op->event_time;
+  write.record.previous_phase =
+      is_new ? "" : rs.phases[outcome.previous_phase].id;
+  write.record.phase = rs.phases[outcome.phase].id;
+  write.record.created = is_new;
+  FieldMap old_fields = is_new ? FieldMap() : EncodeContact(rs, before);
+  DiffFields(old_fields, EncodeContact(rs, after), &write.set_fields,
+             &write.remove_fields);
+  if (rate_state.has_value()) {
+    write.set_fields.emplace_back("r", *std::move(rate_state));
+  }
+  if (is_new || outcome.phase_changed) {
+    write.history =
+        HistoryEntry{op->receive_time,   write.record.previous_phase,
+                     write.record.phase, op->event_time,
+                     op->event.type,     op->event.channel,
+                     op->event.placement};
+  }
+  write.old_phase = write.record.previous_phase;
+  write.new_phase = write.record.phase;
+  int scheduled = 0, cancelled = 0;
+  PlanFollowUps(rs, op->request.contact_id(), op->request.event_id(),
+                op->receive_time, stored.pending, outcome, &write, &scheduled,
+                &cancelled);
+
+  response.set_contact_created(is_new);
+  response.set_previous_phase(write.record.previous_phase);
+  response.set_phase(write.record.phase);
+  response.set_phase_changed(outcome.phase_changed);
+  *response.mutable_receive_time() = TimeToProto(op->receive_time);
+  *response.mutable_event_time() = TimeToProto(op->event_time);
+  for (int c : outcome.counters_incremented) {
+    (*response.mutable_updated_counters())[rs.counters[c].id] = after.counts[c];
+  }
+  int from = outcome.previous_phase, to = outcome.phase;
+  bool changed = outcome.phase_changed;
+
+  runtime_.store->CommitEvent(
+      op->serving->ruleset, op->request.contact_id(), write, op->receive_time,
+      op->deadline,
+      [this, op, response = std::move(response), from, to, changed, scheduled,
+       cancelled](absl::StatusOr<CommitResult> result) mutable {
+        if (!result.ok()) return Finish(std::move(op), result.status());
+        switch (result->outcome) {
+          case CommitResult::Outcome::kApplied:
+            runtime_.metrics->RecordEvent(op->channel);
+            runtime_.metrics->RecordFollowUps(FollowUpOutcome::kScheduled,
+                                              scheduled);
+            runtime_.metrics->RecordFollowUps(FollowUpOutcome::kCancelled,
+                                              cancelled);
+            if (changed) runtime_.metrics->RecordTransition(from, to);
+            return Finish(std::move(op), std::move(response));
+          case CommitResult::Outcome::kDuplicate:
+            FillDuplicate(result->duplicate_of, &response);
+            return Finish(std::move(op), std::move(response));
+          case CommitResult::Outcome::kConflict:
+            if (op->attempts >= kMaxCommitAttempts) {
+              return Finish(
+                  std::move(op),
+                  absl::AbortedError("contact_id: too many concurrent "
+                                     "writes to this contact; retry"));
+            }
+            // The commit found the hash changed and brought it: apply the
+            // event again to it, without another read.
+            StartAttempt(*op);
+            runtime_.metrics->RecordEventContactSource(
+                EventContactSource::kConflict);
+            EventRead current;
+            current.hash = std::move(result->current);
+            return Apply(std::move(op), std::move(current));
+        }
       });
 }
 

@@ -1,7 +1,9 @@
-// TrackEvent's core: validate, read the contact (one round trip), apply the
-// event with the rules (rules/ruleset/journey.h), write everything back in one
-// atomic conditional script, and on a version conflict re-read and
-// re-evaluate. Idempotent on (contact_id, event_id) for 7 days.
+// TrackEvent's core: validate, read the contact (one round trip, skipped
+// when this server's last commit for the contact is remembered:
+// ContactStore::LoadForEvent), apply the event with the rules
+// (rules/ruleset/journey.h), write everything back in one atomic conditional
+// script, and on a version conflict re-evaluate on the hash the script
+// found. Idempotent on (contact_id, event_id) for 7 days.
 //
 // Thread safety: thread-safe; `done` runs on a Redis loop thread or, for
 // invalid input, on the calling thread.
@@ -16,6 +18,7 @@
 #include "absl/time/time.h"
 #include "server/service/contact_sequencer.h"
 #include "server/service/runtime.h"
+#include "server/store/contact_store.h"
 #include "tappa/v1/journey_service.pb.h"
 
 namespace tappa::server {
@@ -52,7 +55,13 @@ class EventProcessor {
 
  private:
   struct Operation;
+  // Reads the contact (or takes the store's remembered hash) and applies.
   void Attempt(std::shared_ptr<Operation> op);
+  // Counts an attempt and takes its receive time.
+  void StartAttempt(Operation& op);
+  // Applies the event to `read` and commits it; a commit that finds the hash
+  // changed applies it again to the hash it found.
+  void Apply(std::shared_ptr<Operation> op, EventRead read);
   void Finish(std::shared_ptr<Operation> op,
               absl::StatusOr<tappa::v1::TrackEventResponse> result);
 

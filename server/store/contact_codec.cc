@@ -116,24 +116,24 @@ std::string PendingFollowUpField(absl::string_view rule_id,
 int64_t MillisOf(absl::Time t) { return absl::ToUnixMillis(t); }
 absl::Time TimeOfMillis(int64_t ms) { return absl::FromUnixMillis(ms); }
 
-absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
-                                             absl::string_view contact_id,
-                                             const RedisReply& reply,
-                                             absl::Time now) {
-  if (reply.type != RedisReply::Type::kArray ||
-      reply.elements.size() % 2 != 0) {
-    return absl::InternalError("contact hash: unexpected reply shape");
-  }
+namespace {
+
+// Decodes `n` fields; field(i) and value(i) give the i-th pair.
+template <typename FieldAt, typename ValueAt>
+DecodedContact DecodeFields(const ruleset::Ruleset& rs,
+                            absl::string_view contact_id, size_t n,
+                            FieldAt field_at, ValueAt value_at,
+                            absl::Time now) {
   DecodedContact out;
   ContactSnapshot& c = out.snapshot;
   c.id = std::string(contact_id);
   c.phase = rs.initial_phase;
   c.counts.assign(rs.counters.size(), 0);
   c.rolling.assign(rs.counters.size(), {});
-  out.exists = !reply.elements.empty();
-  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
-    const std::string& field = reply.elements[i].str;
-    const std::string& value = reply.elements[i + 1].str;
+  out.exists = n > 0;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& field = field_at(i);
+    const std::string& value = value_at(i);
     if (field == "v") {
       absl::SimpleAtoi(value, &out.version);
     } else if (field == "p") {
@@ -238,6 +238,33 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
   }
   ruleset::RefreshCounts(rs, now, &c);
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& rs,
+                                             absl::string_view contact_id,
+                                             const RedisReply& reply,
+                                             absl::Time now) {
+  if (reply.type != RedisReply::Type::kArray ||
+      reply.elements.size() % 2 != 0) {
+    return absl::InternalError("contact hash: unexpected reply shape");
+  }
+  const std::vector<RedisReply>& e = reply.elements;
+  return DecodeFields(
+      rs, contact_id, e.size() / 2,
+      [&e](size_t i) -> const std::string& { return e[2 * i].str; },
+      [&e](size_t i) -> const std::string& { return e[2 * i + 1].str; }, now);
+}
+
+DecodedContact DecodeContact(const ruleset::Ruleset& rs,
+                             absl::string_view contact_id,
+                             const StoredFields& fields, absl::Time now) {
+  return DecodeFields(
+      rs, contact_id, fields.size(),
+      [&fields](size_t i) -> const std::string& { return fields[i].first; },
+      [&fields](size_t i) -> const std::string& { return fields[i].second; },
+      now);
 }
 
 FieldMap EncodeContact(const ruleset::Ruleset& rs, const ContactSnapshot& c) {

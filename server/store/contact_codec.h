@@ -102,6 +102,14 @@ absl::StatusOr<DecodedContact> DecodeContact(const ruleset::Ruleset& ruleset,
                                              const RedisReply& hgetall,
                                              absl::Time now);
 
+// A contact hash's fields and values, in any order (none = no such
+// contact).
+using StoredFields = std::vector<std::pair<std::string, std::string>>;
+// The same decoding, from fields already out of their reply.
+DecodedContact DecodeContact(const ruleset::Ruleset& ruleset,
+                             absl::string_view contact_id,
+                             const StoredFields& fields, absl::Time now);
+
 // The hash fields of a contact (without "v").
 FieldMap EncodeContact(const ruleset::Ruleset& ruleset,
                        const ruleset::ContactSnapshot& contact);

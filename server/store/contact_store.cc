@@ -2,9 +2,12 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -63,9 +66,11 @@ end
 //   8 history entry or "", 9 max history entries, 10 old phase or "",
 //   11 new phase, 12 N, then N field/value pairs, then M, then M fields to
 //   delete, then S, then S (follow-up id, due ms, payload) triples to
-//   schedule, then C, then C follow-up ids to cancel, then (last) the
+//   schedule, then C, then C follow-up ids to cancel, then the new version
+//   (a fresh random number: recent_contacts.h says why), then (last) the
 //   contact id.
-// Returns {"dup", record} | {"conflict"} | {"ok", new version}.
+// Returns {"dup", record} | {"conflict", the contact's HGETALL} |
+//   {"ok", new version}.
 constexpr char kCommitBody[] = R"lua(
 local now = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
@@ -75,9 +80,11 @@ end
 local rec = redis.call('HGET', KEYS[1], ARGV[2])
 if rec and received(rec) + window > now then return {'dup', rec} end
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if v ~= tonumber(ARGV[1]) then return {'conflict'} end
+if v ~= tonumber(ARGV[1]) then
+  return {'conflict', redis.call('HGETALL', KEYS[1])}
+end
 local n = tonumber(ARGV[12])
-local set = {'v', tostring(v + 1), ARGV[2], ARGV[3]}
+local set = {'v', ARGV[#ARGV - 1], ARGV[2], ARGV[3]}
 for i = 13, 12 + 2 * n do set[#set + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(set))
 local m = tonumber(ARGV[13 + 2 * n])
@@ -107,7 +114,7 @@ for i = 1, tonumber(ARGV[at]) do
   redis.call('HDEL', KEYS[5], ARGV[at + i])
 end
 note_activity(KEYS[6], ARGV[#ARGV], now)
-return {'ok', tostring(v + 1)}
+return {'ok', ARGV[#ARGV - 1]}
 )lua";
 
 // KEYS: contact, history, shard phases, restraint, shard follow-ups due,
@@ -308,9 +315,11 @@ bool DecodeEventRecord(const ruleset::Ruleset& rs, absl::string_view text,
   return true;
 }
 
-ContactStore::ContactStore(RedisClient* redis, int shards)
+ContactStore::ContactStore(RedisClient* redis, int shards,
+                           size_t recent_contacts)
     : redis_(redis),
       shards_(shards),
+      recent_(recent_contacts),
       commit_script_(
           absl::StrCat(kActivityLua, kPruneLua, kShardUpdatesLua, kCommitBody)),
       commit_sha_(ScriptSha(commit_script_)),
@@ -367,23 +376,90 @@ void ContactStore::LoadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
       });
 }
 
+namespace {
+
+// The fields of an HGETALL reply but the idempotency records, moved out of
+// it. Errors: Internal for a reply that is not a flat array of strings.
+absl::StatusOr<ContactHash> HashOfReply(absl::string_view what,
+                                        RedisReply& reply) {
+  if (reply.type != RedisReply::Type::kArray ||
+      reply.elements.size() % 2 != 0) {
+    return UnexpectedReply(what, reply);
+  }
+  auto fields = std::make_shared<StoredFields>();
+  fields->reserve(reply.elements.size() / 2);
+  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+    std::string& field = reply.elements[i].str;
+    if (absl::StartsWith(field, "e:") || field == "ec") continue;
+    fields->emplace_back(std::move(field),
+                         std::move(reply.elements[i + 1].str));
+  }
+  return fields;
+}
+
+// `base` with an applied commit's changes: what the contact's hash holds
+// after it, idempotency records aside.
+ContactHash AfterCommit(const StoredFields& base, const EventWrite& write,
+                        absl::string_view version) {
+  auto after = std::make_shared<StoredFields>();
+  // Never reallocated below: the index views the stored field names.
+  after->reserve(base.size() + write.set_fields.size() + 1);
+  absl::flat_hash_map<absl::string_view, size_t> at;
+  at.reserve(after->capacity());
+  auto set = [&](absl::string_view field, absl::string_view value) {
+    if (auto it = at.find(field); it != at.end()) {
+      (*after)[it->second].second = std::string(value);
+      return;
+    }
+    after->emplace_back(std::string(field), std::string(value));
+    at.emplace(after->back().first, after->size() - 1);
+  };
+  for (const auto& [field, value] : base) set(field, value);
+  set("v", version);
+  for (const auto& [field, value] : write.set_fields) set(field, value);
+  if (write.remove_fields.empty()) return after;
+  std::vector<bool> gone(after->size(), false);
+  for (const std::string& field : write.remove_fields) {
+    if (auto it = at.find(field); it != at.end()) gone[it->second] = true;
+  }
+  at.clear();  // its views die with the compaction
+  size_t kept = 0;
+  for (size_t i = 0; i < after->size(); ++i) {
+    if (gone[i]) continue;
+    if (kept != i) (*after)[kept] = std::move((*after)[i]);
+    ++kept;
+  }
+  after->resize(kept);
+  return after;
+}
+
+// Event versions: uniform in [kMinEventVersion, kMaxEventVersion).
+int64_t NewEventVersion() {
+  thread_local absl::InsecureBitGen bits;
+  return absl::Uniform<int64_t>(bits, kMinEventVersion, kMaxEventVersion);
+}
+
+}  // namespace
+
 void ContactStore::LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
                                 absl::string_view contact_id,
                                 absl::string_view event_id, absl::Time now,
-                                absl::Time deadline, Done<EventRead> done) {
+                                absl::Time deadline, bool use_recent,
+                                Done<EventRead> done) {
+  if (ContactHash recent = use_recent ? recent_.Get(contact_id) : nullptr) {
+    EventRead read;
+    read.hash = std::move(recent);
+    read.cached = true;
+    return done(std::move(read));
+  }
   ContactKeys keys = KeysFor(contact_id);
   redis_->Command(
       {"HGETALL", keys.contact}, deadline,
-      [ruleset = std::move(ruleset), id = std::string(contact_id), now,
-       field = EventField(event_id),
+      [ruleset = std::move(ruleset), now, field = EventField(event_id),
        done = std::move(done)](absl::StatusOr<RedisReply> hash) mutable {
         if (!hash.ok()) return done(hash.status());
-        if (hash->is_error()) return done(UnexpectedReply("HGETALL", *hash));
-        absl::StatusOr<DecodedContact> contact =
-            DecodeContact(*ruleset, id, *hash, now);
-        if (!contact.ok()) return done(contact.status());
         EventRead read;
-        read.contact = *std::move(contact);
+        // The record first: HashOfReply leaves records out.
         for (size_t i = 0; i + 1 < hash->elements.size(); i += 2) {
           EventRecord r;
           if (hash->elements[i].str == field &&
@@ -392,6 +468,9 @@ void ContactStore::LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
             read.duplicate_of = r;
           }
         }
+        absl::StatusOr<ContactHash> fields = HashOfReply("HGETALL", *hash);
+        if (!fields.ok()) return done(fields.status());
+        read.hash = *std::move(fields);
         done(std::move(read));
       });
 }
@@ -429,13 +508,31 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
   }
   args.push_back(absl::StrCat(w.cancel.size()));
   for (const std::string& id : w.cancel) args.push_back(id);
+  std::string version = absl::StrCat(NewEventVersion());
+  args.push_back(version);
   args.emplace_back(contact_id);
+  // What the hash will hold if the commit applies, for the next event of
+  // the contact; built now, while `w` is alive (its owner may not wait).
+  ContactHash after;
+  if (recent_.capacity() > 0 && w.base != nullptr) {
+    after = AfterCommit(*w.base, w, version);
+  }
   RunScript(commit_script_, commit_sha_,
             {keys.contact, keys.history, keys.shard_phases, keys.followups_due,
              keys.followups_pending, keys.activity},
             std::move(args), deadline,
-            [ruleset = std::move(ruleset),
+            [this, ruleset = std::move(ruleset), id = std::string(contact_id),
+             after = std::move(after),
              done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+              // Whatever happened, the entry (if any) no longer describes the
+              // hash unless this commit applied.
+              if (reply.ok() && reply->type == RedisReply::Type::kArray &&
+                  !reply->elements.empty() && reply->elements[0].str == "ok" &&
+                  after != nullptr) {
+                recent_.Put(id, std::move(after));
+              } else {
+                recent_.Erase(id);
+              }
               if (!reply.ok()) return done(reply.status());
               if (reply->type != RedisReply::Type::kArray ||
                   reply->elements.empty()) {
@@ -445,8 +542,12 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
               CommitResult result;
               if (tag == "ok") {
                 result.outcome = CommitResult::Outcome::kApplied;
-              } else if (tag == "conflict") {
+              } else if (tag == "conflict" && reply->elements.size() == 2) {
+                absl::StatusOr<ContactHash> current =
+                    HashOfReply("commit script", reply->elements[1]);
+                if (!current.ok()) return done(current.status());
                 result.outcome = CommitResult::Outcome::kConflict;
+                result.current = *std::move(current);
               } else if (tag == "dup" && reply->elements.size() == 2 &&
                          DecodeEventRecord(*ruleset, reply->elements[1].str,
                                            &result.duplicate_of)) {
@@ -454,7 +555,7 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
               } else {
                 return done(UnexpectedReply("commit script", *reply));
               }
-              done(result);
+              done(std::move(result));
             });
 }
 
@@ -504,6 +605,9 @@ RedisClient::Callback IntegerReply(
 void ContactStore::RunDelete(absl::string_view contact_id,
                              absl::string_view cutoff_ms, absl::Time deadline,
                              Done<int64_t> done) {
+  // Not needed for correctness (a commit from a stale entry fails its
+  // version check), but an erased contact's data should not linger here.
+  recent_.Erase(contact_id);
   ContactKeys keys = KeysFor(contact_id);
   RunScript(kDeleteScript, delete_sha_,
             {keys.contact, keys.history, keys.shard_phases, keys.restraint,

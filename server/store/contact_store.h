@@ -33,8 +33,16 @@
 // trip (the contact and its restraint record); an event reads with one
 // HGETALL (the idempotency record comes with it) and writes with one EVALSHA
 // that checks the contact's version and applies everything (fields, history,
-// idempotency record, phase counts) or nothing. Scripts get `now` as an
-// argument.
+// idempotency record, phase counts) or nothing. The read is skipped when
+// this server's last commit for the contact is remembered
+// (recent_contacts.h): the commit's own checks (idempotency record,
+// version) then stand in for it, and a commit that finds the hash changed
+// answers with the hash as it is, so the event is re-applied without
+// another read. Scripts get `now` as an argument.
+//
+// Versions ("v"): every write of a contact hash changes it. The event
+// commit sets a fresh random number in [kMinEventVersion,
+// kMaxEventVersion); other scripts add one.
 //
 // Activity (retention, issue 8): every script that writes a contact's data
 // on behalf of a request also raises the contact's score in its shard's
@@ -70,6 +78,7 @@
 #include "rules/ruleset/ruleset.h"
 #include "server/redis/redis_client.h"
 #include "server/store/contact_codec.h"
+#include "server/store/recent_contacts.h"
 
 namespace tappa::server {
 
@@ -85,6 +94,12 @@ inline constexpr int kMaxIdempotencyRecords = 50;
 // Records are pruned (expired ones dropped, then the oldest beyond the cap)
 // once this many were written since the last pruning.
 inline constexpr int kPruneIdempotencyEvery = 20;
+// The range of the versions event commits draw. At least 2^32, far above
+// what the scripts that add one to a version ever reach from a contact
+// created by one of them; under 10^13, so that a Lua script's tostring
+// (14 significant digits) of a version plus a few stays exact.
+inline constexpr int64_t kMinEventVersion = int64_t{1} << 32;
+inline constexpr int64_t kMaxEventVersion = 10'000'000'000'000;
 
 // Stable shard of a contact id.
 int ShardOf(absl::string_view contact_id, int shards);
@@ -178,6 +193,9 @@ struct EventWrite {
   std::vector<std::pair<std::string, std::string>> set_fields;
   std::vector<std::string> remove_fields;
   std::optional<HistoryEntry> history;
+  // The hash the write was computed from (EventRead::hash): with the write
+  // applied, it is what the next event of the contact may start from.
+  ContactHash base;
   std::string old_phase;  // "" for a new contact
   std::string new_phase;
   // Follow-ups scheduled and cancelled (by id) with the event, in the
@@ -190,10 +208,17 @@ struct CommitResult {
   enum class Outcome { kApplied, kConflict, kDuplicate };
   Outcome outcome = Outcome::kApplied;
   EventRecord duplicate_of;  // kDuplicate
+  // kConflict: the contact's hash as the commit found it (the event is not
+  // among its idempotency records).
+  ContactHash current;
 };
 
 struct EventRead {
-  DecodedContact contact;
+  ContactHash hash;  // never null; no fields = no such contact
+  // Remembered from this server's last commit, not read: whether the event
+  // was seen before is unknown (the commit finds out). A caller that would
+  // answer without committing (a refusal, a redirect) reads first.
+  bool cached = false;
   std::optional<EventRecord> duplicate_of;  // a record within the window
 };
 
@@ -204,8 +229,9 @@ struct StoredContactView {
 
 class ContactStore {
  public:
-  // `redis` must outlive the store.
-  ContactStore(RedisClient* redis, int shards);
+  // `redis` must outlive the store. `recent_contacts` bounds the contacts
+  // whose hash is remembered after an event commit (0: none).
+  ContactStore(RedisClient* redis, int shards, size_t recent_contacts = 0);
 
   int shards() const { return shards_; }
   ContactKeys KeysFor(absl::string_view contact_id) const;
@@ -220,12 +246,17 @@ class ContactStore {
                    absl::string_view contact_id, absl::Time now,
                    absl::Time deadline, Done<DecodedContact> done);
 
-  // One HGETALL: the contact and, when present, the event's record.
+  // One HGETALL: the contact and, when present, the event's record; or,
+  // without a round trip (`done` runs before this returns), the hash this
+  // store's last commit for the contact left (EventRead::cached).
+  // `use_recent` false: always read.
   void LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
                     absl::string_view contact_id, absl::string_view event_id,
-                    absl::Time now, absl::Time deadline, Done<EventRead> done);
+                    absl::Time now, absl::Time deadline, bool use_recent,
+                    Done<EventRead> done);
 
-  // The atomic conditional write.
+  // The atomic conditional write. Applied, it remembers write.base with the
+  // write's changes for the contact; otherwise it forgets the contact.
   void CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
                    absl::string_view contact_id, const EventWrite& write,
                    absl::Time now, absl::Time deadline,
@@ -316,6 +347,7 @@ class ContactStore {
 
   RedisClient* redis_;
   int shards_;
+  RecentContacts recent_;
   std::string commit_script_;
   std::string commit_sha_;
   std::string delete_sha_;

@@ -2,6 +2,7 @@
 // order, other contacts' at once, and at most `max_waiting` wait per contact.
 #include "server/service/contact_sequencer.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,32 @@ TEST(ContactSequencerTest, TheCallerMayRefuseToWait) {
   sequencer.Done("a");
   sequencer.Done("a");
   EXPECT_EQ(ran, 2);
+}
+
+// Events refused without a round trip finish inside the task that Done()
+// started: the next one must start after it returns, not on top of it, or a
+// queue of 256 such events would be 256 nested frames.
+TEST(ContactSequencerTest, TasksThatFinishAtOnceDoNotNest) {
+  ContactSequencer sequencer(1000);
+  int depth = 0, deepest = 0, ran = 0;
+  auto task = [&] {
+    ++depth;
+    deepest = std::max(deepest, depth);
+    ++ran;
+    sequencer.Done("a");  // finished without waiting for anything
+    --depth;
+  };
+  // The first runs once the others are queued behind a running one.
+  bool first = true;
+  EXPECT_TRUE(sequencer.Run("a", [&] { first = false; }));
+  for (int i = 0; i < 500; ++i) EXPECT_TRUE(sequencer.Run("a", task));
+  EXPECT_FALSE(first);
+  EXPECT_EQ(ran, 0);
+  sequencer.Done("a");  // the first finished: all 500 run, one at a time
+  EXPECT_EQ(ran, 500);
+  EXPECT_EQ(deepest, 1);
+  EXPECT_TRUE(sequencer.Run("a", task));  // idle again: runs at once
+  EXPECT_EQ(ran, 501);
 }
 
 }  // namespace
