@@ -20,6 +20,8 @@
 //                  <key> (16 hex digits of SHA-256 of the dedupe key, ""
 //                  hashed for the default key): "<due>|<follow-up id>|<the
 //                  dedupe key itself>" (followup_store.h has the rest)
+//   na             when an event last raised the contact's score in its
+//                  shard's activity index (contact_store.h, "Activity")
 //   e:<8 bytes>    idempotency record of an event (contact_store.h)
 //   ec             idempotency records written since the last pruning
 //

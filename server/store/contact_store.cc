@@ -66,7 +66,8 @@ end
 //   8 history entry or "", 9 max history entries, 10 old phase or "",
 //   11 new phase, 12 N, then N field/value pairs, then M, then M fields to
 //   delete, then S, then S (follow-up id, due ms, payload) triples to
-//   schedule, then C, then C follow-up ids to cancel, then the new version
+//   schedule, then C, then C follow-up ids to cancel, then "1" to raise the
+//   contact's score in the activity index (else ""), then the new version
 //   (a fresh random number: recent_contacts.h says why), then (last) the
 //   contact id.
 // Returns {"dup", record} | {"conflict", the contact's HGETALL} |
@@ -77,9 +78,10 @@ local window = tonumber(ARGV[5])
 local function received(rec)
   return tonumber(string.match(rec, '^(%w+)'), 36) or 0
 end
-local rec = redis.call('HGET', KEYS[1], ARGV[2])
+local got = redis.call('HMGET', KEYS[1], ARGV[2], 'v')
+local rec = got[1]
 if rec and received(rec) + window > now then return {'dup', rec} end
-local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local v = tonumber(got[2] or '0')
 if v ~= tonumber(ARGV[1]) then
   return {'conflict', redis.call('HGETALL', KEYS[1])}
 end
@@ -113,7 +115,7 @@ for i = 1, tonumber(ARGV[at]) do
   redis.call('ZREM', KEYS[4], ARGV[at + i])
   redis.call('HDEL', KEYS[5], ARGV[at + i])
 end
-note_activity(KEYS[6], ARGV[#ARGV], now)
+if ARGV[#ARGV - 2] == '1' then note_activity(KEYS[6], ARGV[#ARGV], now) end
 return {'ok', ARGV[#ARGV - 1]}
 )lua";
 
@@ -400,7 +402,8 @@ absl::StatusOr<ContactHash> HashOfReply(absl::string_view what,
 // `base` with an applied commit's changes: what the contact's hash holds
 // after it, idempotency records aside.
 ContactHash AfterCommit(const StoredFields& base, const EventWrite& write,
-                        absl::string_view version) {
+                        absl::string_view version,
+                        absl::string_view activity_noted) {
   auto after = std::make_shared<StoredFields>();
   // Never reallocated below: the index views the stored field names.
   after->reserve(base.size() + write.set_fields.size() + 1);
@@ -416,6 +419,7 @@ ContactHash AfterCommit(const StoredFields& base, const EventWrite& write,
   };
   for (const auto& [field, value] : base) set(field, value);
   set("v", version);
+  if (!activity_noted.empty()) set(kActivityNotedField, activity_noted);
   for (const auto& [field, value] : write.set_fields) set(field, value);
   if (write.remove_fields.empty()) return after;
   std::vector<bool> gone(after->size(), false);
@@ -431,6 +435,16 @@ ContactHash AfterCommit(const StoredFields& base, const EventWrite& write,
   }
   after->resize(kept);
   return after;
+}
+
+// Whether `hash` says its contact's activity was noted after `since`.
+bool ActivityNotedAfter(const StoredFields& hash, absl::Time since) {
+  for (const auto& [field, value] : hash) {
+    if (field != kActivityNotedField) continue;
+    int64_t ms;
+    return ParseBase36(value, &ms) && TimeOfMillis(ms) > since;
+  }
+  return false;
 }
 
 // Event versions: uniform in [kMinEventVersion, kMaxEventVersion).
@@ -493,10 +507,21 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
   args.push_back(absl::StrCat(kMaxHistory + 1));
   args.push_back(w.old_phase);
   args.push_back(w.new_phase);
-  args.push_back(absl::StrCat(w.set_fields.size()));
+  // The activity index is raised once its score is kActivityResolution old
+  // (a ZADD into a shard's sorted set is the script's dearest command); the
+  // hash remembers when it was (field "na").
+  const bool note_activity =
+      w.base == nullptr ||
+      !ActivityNotedAfter(*w.base, now - kActivityResolution);
+  const std::string noted = note_activity ? Base36(MillisOf(now)) : "";
+  args.push_back(absl::StrCat(w.set_fields.size() + (note_activity ? 1 : 0)));
   for (const auto& [k, v] : w.set_fields) {
     args.push_back(k);
     args.push_back(v);
+  }
+  if (note_activity) {
+    args.push_back(kActivityNotedField);
+    args.push_back(noted);
   }
   args.push_back(absl::StrCat(w.remove_fields.size()));
   for (const std::string& f : w.remove_fields) args.push_back(f);
@@ -508,6 +533,7 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
   }
   args.push_back(absl::StrCat(w.cancel.size()));
   for (const std::string& id : w.cancel) args.push_back(id);
+  args.push_back(note_activity ? "1" : "");
   std::string version = absl::StrCat(NewEventVersion());
   args.push_back(version);
   args.emplace_back(contact_id);
@@ -515,7 +541,7 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
   // the contact; built now, while `w` is alive (its owner may not wait).
   ContactHash after;
   if (recent_.capacity() > 0 && w.base != nullptr) {
-    after = AfterCommit(*w.base, w, version);
+    after = AfterCommit(*w.base, w, version, noted);
   }
   RunScript(commit_script_, commit_sha_,
             {keys.contact, keys.history, keys.shard_phases, keys.followups_due,

@@ -48,7 +48,10 @@
 // on behalf of a request also raises the contact's score in its shard's
 // activity index to `now` (ZADD GT, so replicas with slightly different
 // clocks never move it back): the event commit, and the restraint script
-// (outcomes reported, and served touches recorded by a decision). Decisions
+// (outcomes reported, and served touches recorded by a decision). The event
+// commit does so at most once per kActivityResolution per contact (the
+// contact's field "na" says when it last did): a score is then at most that
+// much older than the contact's last event. Decisions
 // that write nothing, reads, and follow-ups firing are not activity. So every
 // contact id with a key has a member there, and the retention sweeper
 // (server/service/retention_sweeper.h) finds idle contacts per shard without
@@ -94,6 +97,11 @@ inline constexpr int kMaxIdempotencyRecords = 50;
 // Records are pruned (expired ones dropped, then the oldest beyond the cap)
 // once this many were written since the last pruning.
 inline constexpr int kPruneIdempotencyEvery = 20;
+// How stale a contact's score in the activity index may be after an event.
+inline constexpr absl::Duration kActivityResolution = absl::Minutes(1);
+// The contact hash field holding when an event commit last raised that
+// score (base-36 Unix ms).
+inline constexpr char kActivityNotedField[] = "na";
 // The range of the versions event commits draw. At least 2^32, far above
 // what the scripts that add one to a version ever reach from a contact
 // created by one of them; under 10^13, so that a Lua script's tostring

@@ -364,5 +364,37 @@ TEST_F(EventProcessorTest, ARepeatIsADuplicateEvenOverTheRate) {
   EXPECT_EQ(InRedis("c")["n:views"], "1");
 }
 
+// An event raises its contact's score in the activity index (retention)
+// when the score is a minute old or more, not at every event: the score of
+// a contact with events is never more than a minute behind its last one.
+TEST_F(EventProcessorTest, ActivityIsNotedOncePerMinute) {
+  auto a = NewReplica(100);
+  ContactStore keys(client_.get(), kShards);
+  const std::string index = keys.ActivityKey(ShardOf("c", kShards));
+  auto score = [&]() -> int64_t {
+    absl::StatusOr<SyncRedisReply> r = redis_->Command({"ZSCORE", index, "c"});
+    int64_t ms = -1;
+    if (r.ok()) absl::SimpleAtoi(r->str, &ms);
+    return ms;
+  };
+  const int64_t zadds = Calls("zadd");
+  const absl::Time first = clock_.Now();
+  ASSERT_TRUE(Track(*a, "c", "view").ok());
+  EXPECT_EQ(score(), absl::ToUnixMillis(first));
+  clock_.Advance(absl::Seconds(59));
+  ASSERT_TRUE(Track(*a, "c", "view").ok());
+  EXPECT_EQ(score(), absl::ToUnixMillis(first));  // within the minute
+  EXPECT_EQ(Calls("zadd") - zadds, 1);
+  clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(Track(*a, "c", "view").ok());
+  EXPECT_EQ(score(), absl::ToUnixMillis(first + absl::Minutes(1)));
+  EXPECT_EQ(Calls("zadd") - zadds, 2);
+  // A replica that has not seen the contact reads when it last was noted.
+  auto b = NewReplica(100);
+  clock_.Advance(absl::Seconds(30));
+  ASSERT_TRUE(Track(*b, "c", "view").ok());
+  EXPECT_EQ(Calls("zadd") - zadds, 2);
+}
+
 }  // namespace
 }  // namespace tappa::server
