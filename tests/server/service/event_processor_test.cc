@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "rules/ruleset/loader.h"
 #include "tests/server/process_fixture.h"
+#include "tests/server/service/service_fixture.h"
 
 namespace tappa::server {
 namespace {
@@ -51,23 +52,6 @@ followups:
 
 constexpr int kShards = 8;
 
-class FakeClock final : public Clock {
- public:
-  explicit FakeClock(absl::Time now) : now_(now) {}
-  absl::Time Now() const override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_);
-};
-
 // One server's event path: its own store (and so its own memory of
 // contacts) over the shared Redis.
 struct Replica {
@@ -82,16 +66,10 @@ class EventProcessorTest : public ::testing::Test {
     auto redis = RedisProcess::Start();
     ASSERT_TRUE(redis.ok()) << redis.status();
     redis_ = *std::move(redis);
-    RedisClient::Options options;
-    options.endpoint.host = "127.0.0.1";
-    options.endpoint.port = redis_->port();
-    auto client = RedisClient::Start(std::move(options));
+    auto client = testing::ConnectClient(*redis_);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = *std::move(client);
-    ASSERT_TRUE(client_->WaitConnected(absl::Seconds(5)));
-    auto loaded = ruleset::LoadRulesetFromString(kRules, "events.yaml");
-    ASSERT_TRUE(loaded.ok()) << loaded.status();
-    auto serving = ServingRuleset::Create(*loaded);
+    auto serving = testing::ServingFromYaml(kRules, "events.yaml");
     ASSERT_TRUE(serving.ok()) << serving.status();
     rulesets_.Set(*serving);
   }
@@ -208,7 +186,7 @@ class EventProcessorTest : public ::testing::Test {
     return -1;
   }
 
-  FakeClock clock_{absl::FromUnixSeconds(1'700'000'000)};
+  testing::FakeClock clock_{absl::FromUnixSeconds(1'700'000'000)};
   std::unique_ptr<RedisProcess> redis_;
   std::unique_ptr<RedisClient> client_;
   RulesetHolder rulesets_;

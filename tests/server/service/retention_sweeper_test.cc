@@ -26,6 +26,7 @@
 #include "server/service/event_processor.h"
 #include "server/store/followup_store.h"
 #include "tests/server/process_fixture.h"
+#include "tests/server/service/service_fixture.h"
 
 namespace tappa::server {
 namespace {
@@ -52,23 +53,6 @@ followups:
 
 constexpr int kShards = 8;
 
-class FakeClock final : public Clock {
- public:
-  explicit FakeClock(absl::Time now) : now_(now) {}
-  absl::Time Now() const override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Set(absl::Time now) {
-    absl::MutexLock lock(&mu_);
-    now_ = now;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_);
-};
-
 class RetentionTest : public ::testing::Test {
  protected:
   const absl::Time t0_ = absl::FromUnixSeconds(1'700'000'000);
@@ -77,17 +61,10 @@ class RetentionTest : public ::testing::Test {
     auto redis = RedisProcess::Start();
     ASSERT_TRUE(redis.ok()) << redis.status();
     redis_ = *std::move(redis);
-    RedisClient::Options options;
-    options.endpoint.host = "127.0.0.1";
-    options.endpoint.port = redis_->port();
-    auto client = RedisClient::Start(std::move(options));
+    auto client = testing::ConnectClient(*redis_);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = *std::move(client);
-    ASSERT_TRUE(client_->WaitConnected(absl::Seconds(5)));
-
-    auto loaded = ruleset::LoadRulesetFromString(kRules, "retention.yaml");
-    ASSERT_TRUE(loaded.ok()) << loaded.status();
-    auto serving = ServingRuleset::Create(*loaded);
+    auto serving = testing::ServingFromYaml(kRules, "retention.yaml");
     ASSERT_TRUE(serving.ok()) << serving.status();
     rulesets_.Set(*serving);
     store_ = std::make_unique<ContactStore>(client_.get(), kShards);
@@ -243,7 +220,7 @@ class RetentionTest : public ::testing::Test {
 
   std::unique_ptr<RedisProcess> redis_;
   std::unique_ptr<RedisClient> client_;
-  FakeClock clock_{t0_};
+  testing::FakeClock clock_{t0_};
   RulesetHolder rulesets_;
   Metrics metrics_;
   std::ostringstream audit_lines_;
