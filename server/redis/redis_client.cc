@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -82,6 +83,9 @@ class RedisClient::Impl {
     bool finished = false;  // the user's callback has run
     int outstanding = 0;    // hiredis callbacks still to come
     event* timer = nullptr;
+    // Commands with the same affinity go to the same connection while it
+    // is up (RedisClient::CommandInOrder); nullopt: any.
+    std::optional<uint64_t> affinity;
   };
 
   struct Connection {
@@ -221,7 +225,12 @@ class RedisClient::Impl {
            absl::DeadlineExceededError("Redis deadline passed before sending"));
       return;
     }
-    Connection* c = PickConnection();
+    Connection* c = nullptr;
+    if (r->affinity.has_value()) {
+      Connection* mine = connections_[*r->affinity % connections_.size()].get();
+      if (mine->state == Connection::State::kReady) c = mine;
+    }
+    if (c == nullptr) c = PickConnection();
     if (c == nullptr) {
       Fail(r, absl::UnavailableError("Redis is not connected"));
       return;
@@ -573,6 +582,24 @@ void RedisClient::Command(std::vector<std::string> args, absl::Time deadline,
   r->deadline = deadline;
   r->single = std::move(done);
   NextLoop().Submit(r);
+}
+
+void RedisClient::CommandInOrder(uint64_t affinity,
+                                 std::vector<std::string> args,
+                                 absl::Time deadline, Callback done) {
+  auto* r = new Impl::Request();
+  r->commands.push_back(std::move(args));
+  r->deadline = deadline;
+  r->single = std::move(done);
+  const size_t n = loops_.size();
+  Impl& loop = *loops_[affinity % n];
+  // Within the loop, the affinity picks the connection (Dispatch).
+  r->affinity = affinity / n;
+  if (loop.ready() || n == 1) {
+    loop.Submit(r);
+  } else {
+    NextLoop().Submit(r);  // its connections are down: order cannot hold
+  }
 }
 
 void RedisClient::Pipeline(std::vector<std::vector<std::string>> commands,

@@ -93,6 +93,14 @@ class RedisClient {
   void Command(std::vector<std::string> args, absl::Time deadline,
                Callback done);
 
+  // Sends one command on the connection `affinity` names: commands with the
+  // same affinity reach Redis, and are answered, in the order they were
+  // sent (from one thread, or ordered by the caller), as long as that
+  // connection stays up; when it is down they go to another, and the
+  // order holds no more.
+  void CommandInOrder(uint64_t affinity, std::vector<std::string> args,
+                      absl::Time deadline, Callback done);
+
   // Sends several commands back to back on one connection; `done` receives
   // every reply in order, or one error Status when any transport failure
   // happens (replies of type kError are returned as replies). An empty

@@ -1,19 +1,27 @@
-// Runs tasks for the same contact one after another (in submission order)
-// and tasks for different contacts concurrently. The server uses it so that
-// its own events for one contact never race each other: optimistic-locking
-// conflicts then only come from other replicas.
+// Runs tasks for the same contact in submission order and tasks for
+// different contacts concurrently. The server uses it so that its own events
+// for one contact never race each other: optimistic-locking conflicts then
+// only come from other writers (replicas, follow-ups firing, merges).
 //
-// A task is started on the thread that submits it (when the contact is idle)
-// or on the thread that calls Done() for the contact's previous task. Tasks
-// must not block; each must eventually lead to exactly one Done(contact).
+// One task of a contact runs at a time. A task may also Release() the
+// contact before it is done: it has sent its write, and the next task may
+// start and send its own behind it while the first is in flight (at most
+// `max_in_flight` in flight). The caller keeps their order in Redis (one
+// connection per contact, writes chained by version); when a released
+// task's write fails, the caller calls Break(), and no new task starts until
+// every released task is done (their retries must land before anything
+// computed after them).
+//
+// A task is started on the thread that submits it (when the contact is
+// free), or on the thread that calls Release() or Done(). Tasks must not
+// block; each must eventually lead to exactly one Done(contact, released).
 //
 // A task may be refused instead of queued (the caller sheds the request):
 // when `max_waiting` tasks already wait behind the contact's running one,
-// or when the caller's `may_wait` says the wait is too long. One contact's
-// tasks run one at a time, each a few Redis round trips, so a contact sent
-// events faster than that (a bot, a replayed backlog, the load tests'
-// hottest contacts) would otherwise queue without bound, every queued event
-// past its deadline by the time its turn came.
+// or when the caller's `may_wait` says the wait is too long. A contact sent
+// events faster than they are applied (a bot, a replayed backlog, the load
+// tests' hottest contacts) would otherwise queue without bound, every
+// queued event past its deadline by the time its turn came.
 //
 // Thread safety: thread-safe.
 #ifndef TAPPA_SERVER_SERVICE_CONTACT_SEQUENCER_H_
@@ -34,53 +42,177 @@ class ContactSequencer {
  public:
   using Task = absl::AnyInvocable<void()>;
 
-  explicit ContactSequencer(size_t max_waiting) : max_waiting_(max_waiting) {}
+  explicit ContactSequencer(size_t max_waiting, int max_in_flight = 1)
+      : max_waiting_(max_waiting), max_in_flight_(max_in_flight) {}
 
-  // Runs `task` now if `contact` is idle, else queues it behind the
-  // contact's tasks; false (and `task` dropped, never run) when
-  // `max_waiting` already wait or `may_wait(tasks waiting)` is false.
-  // `may_wait` runs under the sequencer's lock: it must be quick.
+  // Runs `task` now if the contact is free (no task running, none waiting,
+  // and nothing in flight or room behind it), else queues it; false (and
+  // `task` dropped, never run) when `max_waiting` already wait or
+  // `may_wait(tasks waiting)` is false. `may_wait` runs under the
+  // sequencer's lock: it must be quick.
   bool Run(
       absl::string_view contact, Task task,
       absl::FunctionRef<bool(size_t)> may_wait = [](size_t) { return true; }) {
     {
       absl::MutexLock lock(&mu_);
-      auto [it, inserted] = waiting_.try_emplace(contact);
-      if (!inserted) {
-        const size_t waiting = it->second.size();
+      auto [it, inserted] = contacts_.try_emplace(contact);
+      Contact& c = it->second;
+      if (!inserted && !(c.waiting.empty() && MayStart(c))) {
+        const size_t waiting = c.waiting.size() - c.deferred;
         if (waiting >= max_waiting_ || !may_wait(waiting)) return false;
-        it->second.push_back(std::move(task));
+        c.waiting.push_back(std::move(task));
         return true;
       }
+      c.running = true;
     }
     task();
     return true;
   }
 
-  // Called when the contact's running task is finished: starts the next.
-  // When Done() is called from within a task Done() started on this thread
-  // (a task that finished without waiting for anything), the next task runs
-  // after that one returns, not inside it: a contact's queue of quickly
-  // refused events must not nest its tasks on the stack.
-  void Done(absl::string_view contact) {
+  // The contact's running task is about to send its write: it counts as in
+  // flight from now on (its answer may come before Release()), until its
+  // Done(contact, /*released=*/true) or Defer(..., /*released=*/true).
+  void AddInFlight(absl::string_view contact) {
+    absl::MutexLock lock(&mu_);
+    auto it = contacts_.find(contact);
+    if (it != contacts_.end()) ++it->second.in_flight;
+  }
+
+  // The running task has sent its write (after AddInFlight): the next task
+  // may start, behind it.
+  void Release(absl::string_view contact) {
     Task next;
     {
       absl::MutexLock lock(&mu_);
-      auto it = waiting_.find(contact);
-      if (it == waiting_.end()) return;
-      if (it->second.empty()) {
-        waiting_.erase(it);
-        return;
-      }
-      next = std::move(it->second.front());
-      it->second.pop_front();
+      auto it = contacts_.find(contact);
+      if (it == contacts_.end()) return;
+      it->second.running = false;
+      next = TakeNext(it);
     }
-    RunUnnested(std::move(next));
+    if (next) RunUnnested(std::move(next));
+  }
+
+  // How many of the contact's tasks are released and not done. For the
+  // running task: it cannot rise until that task releases.
+  int InFlight(absl::string_view contact) {
+    absl::MutexLock lock(&mu_);
+    auto it = contacts_.find(contact);
+    return it == contacts_.end() ? 0 : it->second.in_flight;
+  }
+
+  // Whether the caller's released task is the contact's only one in flight
+  // and none deferred is older: it may retry at once.
+  bool AloneInFlight(absl::string_view contact) {
+    absl::MutexLock lock(&mu_);
+    auto it = contacts_.find(contact);
+    if (it == contacts_.end()) return false;
+    const Contact& c = it->second;
+    return c.in_flight == 1 && (c.deferred == 0 || c.oldest_active);
+  }
+
+  // The running task (`released` false), or a released one, cannot go on
+  // behind the writes in flight: `task` (its continuation) runs again once
+  // the contact has none in flight, before the tasks that never started and
+  // after those deferred before it. Nothing new starts until then.
+  void Defer(absl::string_view contact, Task task, bool released) {
+    Task next;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = contacts_.find(contact);
+      if (it == contacts_.end()) return;  // not sequenced: cannot happen
+      Contact& c = it->second;
+      if (released) {
+        --c.in_flight;
+      } else {
+        c.running = false;
+      }
+      c.broken = true;
+      // The oldest deferred task, failing again, stays the oldest; tasks
+      // deferred out of a pipeline come in their order, after the others.
+      const size_t at = c.oldest_active ? 0 : c.deferred;
+      c.oldest_active = false;
+      c.waiting.insert(c.waiting.begin() + at, std::move(task));
+      ++c.deferred;
+      next = TakeNext(it);
+    }
+    if (next) RunUnnested(std::move(next));
+  }
+
+  // A released task's write failed: no task starts while one is in flight,
+  // until the contact has none in flight and no deferred task left.
+  void Break(absl::string_view contact) {
+    absl::MutexLock lock(&mu_);
+    auto it = contacts_.find(contact);
+    if (it != contacts_.end()) it->second.broken = true;
+  }
+
+  // A task of the contact is finished (`released`: it had called
+  // Release()): starts the next one if it may.
+  // When called from within a task started by Release() or Done() on this
+  // thread (a task that finished without waiting for anything), the next
+  // task runs after that one returns, not inside it: a contact's queue of
+  // quickly refused events must not nest its tasks on the stack.
+  void Done(absl::string_view contact, bool released = false) {
+    Task next;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = contacts_.find(contact);
+      if (it == contacts_.end()) return;
+      Contact& c = it->second;
+      if (released) {
+        --c.in_flight;
+      } else {
+        c.running = false;
+      }
+      if (c.in_flight == 0 && !c.running) c.oldest_active = false;
+      next = TakeNext(it);
+    }
+    if (next) RunUnnested(std::move(next));
   }
 
  private:
+  struct Contact {
+    bool running = false;  // a task runs and has not released the contact
+    int in_flight = 0;     // tasks released and not done
+    // A write in flight failed: one task at a time (none starts while one
+    // is in flight) until every deferred task is through.
+    bool broken = false;
+    std::deque<Task> waiting;
+    size_t deferred = 0;  // the first this many of `waiting` were deferred
+    // The running (or in flight) task is the oldest deferred one, started
+    // again while `broken`: alone, since nothing starts while it runs.
+    bool oldest_active = false;
+  };
+  using Map = absl::flat_hash_map<std::string, Contact>;
+
+  bool MayStart(const Contact& c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !c.running &&
+           (c.in_flight == 0 || (!c.broken && c.in_flight < max_in_flight_));
+  }
+
+  // The next task to start (marked running), if any may; forgets a contact
+  // with nothing left.
+  Task TakeNext(Map::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Contact& c = it->second;
+    // One at a time until the deferred tasks are through: a contact whose
+    // writes keep failing (another replica writing it as fast) would
+    // otherwise fail whole pipelines again and again.
+    if (c.in_flight == 0 && c.deferred == 0) c.broken = false;
+    Task next;
+    if (!c.waiting.empty() && MayStart(c)) {
+      next = std::move(c.waiting.front());
+      c.waiting.pop_front();
+      c.oldest_active = c.deferred > 0;
+      if (c.deferred > 0) --c.deferred;
+      c.running = true;
+    } else if (!c.running && c.in_flight == 0 && c.waiting.empty()) {
+      contacts_.erase(it);
+    }
+    return next;
+  }
+
   static void RunUnnested(Task task) {
-    // The tasks to run after the one Done() is running on this thread.
+    // The tasks to run after the one running on this thread.
     thread_local std::deque<Task>* after_current = nullptr;
     if (after_current != nullptr) {
       after_current->push_back(std::move(task));
@@ -98,10 +230,10 @@ class ContactSequencer {
   }
 
   const size_t max_waiting_;
+  const int max_in_flight_;
   absl::Mutex mu_;
-  // Contacts with a running task, and what waits behind it.
-  absl::flat_hash_map<std::string, std::deque<Task>> waiting_
-      ABSL_GUARDED_BY(mu_);
+  // Contacts with a task running, in flight or waiting.
+  Map contacts_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tappa::server

@@ -42,8 +42,8 @@ class DecisionServiceImpl final
       tappa::v1::SimulateResponse* response) override;
 
   // In decide_batch.cc: each request decided as NextBestAction (without
-  // explanation) with its own --batch_decision_budget and Admission slot, at most
-  // 1,000 of a stream's requests read and not yet answered (reading pauses
+  // explanation) with its own --batch_decision_budget and Admission slot, at
+  // most 1,000 of a stream's requests read and not yet answered (reading pauses
   // at the bound) and at most 64 decisions in progress over all streams,
   // responses in completion order; an invalid request gets an `error`
   // response and the stream goes on.

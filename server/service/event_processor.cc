@@ -1,6 +1,7 @@
 #include "server/service/event_processor.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "rules/ruleset/journey.h"
@@ -95,6 +96,9 @@ struct EventProcessor::Operation {
   // Set once a remembered hash could not decide the event: read from Redis
   // from then on.
   bool read_first = false;
+  // The contact was released to its next event once this one's first
+  // commit was sent (ContactSequencer::Release).
+  bool released = false;
   absl::Time started;  // real time of the first attempt
   Done done;
 };
@@ -180,11 +184,25 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
 }
 
 void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
+  using Mode = ContactStore::EventReadMode;
   StartAttempt(*op);
+  // Behind commits of its contact still in flight, an event goes on only
+  // from the remembered outcome of the last one: a read, or a commit of its
+  // own computed from anything else, could land before a retry of one of
+  // those (ContactSequencer). Otherwise it waits for them to be answered.
+  const bool behind = op->request.contact_id() == op->sequenced_on &&
+                      sequencer_.InFlight(op->sequenced_on) > 0;
+  if (behind && op->read_first) return Defer(std::move(op));
+  const Mode mode = behind           ? Mode::kRecentOnly
+                    : op->read_first ? Mode::kRead
+                                     : Mode::kRecentOrRead;
   runtime_.store->LoadForEvent(
       op->serving->ruleset, op->request.contact_id(), op->request.event_id(),
-      op->receive_time, op->deadline, /*use_recent=*/!op->read_first,
-      [this, op](absl::StatusOr<EventRead> read) mutable {
+      op->receive_time, op->deadline, mode,
+      [this, op, behind](absl::StatusOr<EventRead> read) mutable {
+        if (behind && absl::IsNotFound(read.status())) {
+          return Defer(std::move(op));
+        }
         if (!read.ok()) return Finish(std::move(op), read.status());
         runtime_.metrics->RecordEventContactSource(
             read->cached ? EventContactSource::kRemembered
@@ -311,11 +329,31 @@ void EventProcessor::Apply(std::shared_ptr<Operation> op, EventRead read) {
   int from = outcome.previous_phase, to = outcome.phase;
   bool changed = outcome.phase_changed;
 
+  // The contact's next event may start as soon as this commit is sent: it
+  // is computed from this one's remembered outcome and sent behind it on the
+  // contact's connection (ContactStore::CommitEvent), where its version
+  // makes it apply only on top of this one. Once per event, and only for
+  // the contact it is sequenced on (not one a merge redirected it to).
+  const bool release = !op->released && runtime_.store->remembers() &&
+                       op->request.contact_id() == op->sequenced_on;
+  // Set before the commit can answer (on another thread).
+  if (release) {
+    op->released = true;
+    sequencer_.AddInFlight(op->sequenced_on);
+  }
+  const std::string contact = op->request.contact_id();
   runtime_.store->CommitEvent(
-      op->serving->ruleset, op->request.contact_id(), write, op->receive_time,
-      op->deadline,
+      op->serving->ruleset, contact, write, op->receive_time, op->deadline,
       [this, op, response = std::move(response), from, to, changed, scheduled,
        cancelled](absl::StatusOr<CommitResult> result) mutable {
+        // Events sent behind this one were computed from its outcome: no
+        // new one may start until they are done (their retries, sent from
+        // their answers in order, must land first).
+        if (op->released &&
+            (!result.ok() ||
+             result->outcome != CommitResult::Outcome::kApplied)) {
+          sequencer_.Break(op->sequenced_on);
+        }
         if (!result.ok()) return Finish(std::move(op), result.status());
         switch (result->outcome) {
           case CommitResult::Outcome::kApplied:
@@ -336,6 +374,13 @@ void EventProcessor::Apply(std::shared_ptr<Operation> op, EventRead read) {
                   absl::AbortedError("contact_id: too many concurrent "
                                      "writes to this contact; retry"));
             }
+            // Events sent behind it failed too, or will: all of them start
+            // again, in order, once none is in flight (a retry now could
+            // capture a newer hash than an earlier event's retry and land
+            // first). Alone in flight, it retries at once.
+            if (op->released && !sequencer_.AloneInFlight(op->sequenced_on)) {
+              return Defer(std::move(op));
+            }
             // The commit found the hash changed and brought it: apply the
             // event again to it, without another read.
             StartAttempt(*op);
@@ -346,21 +391,37 @@ void EventProcessor::Apply(std::shared_ptr<Operation> op, EventRead read) {
             return Apply(std::move(op), std::move(current));
         }
       });
+  if (release) {
+    NoteHold(*op);
+    sequencer_.Release(contact);
+  }
+}
+
+void EventProcessor::Defer(std::shared_ptr<Operation> op) {
+  const bool released = std::exchange(op->released, false);
+  const std::string contact = op->sequenced_on;
+  sequencer_.Defer(
+      contact, [this, op]() mutable { Attempt(std::move(op)); }, released);
+}
+
+void EventProcessor::NoteHold(const Operation& op) {
+  // A moving average over about the last 16 events: one slow event moves it
+  // by a sixteenth, not enough to refuse a hot contact's usual queue
+  // (racing updates may lose one sample: harmless for an estimate).
+  const int64_t held = absl::ToInt64Nanoseconds(absl::Now() - op.started);
+  const int64_t average = hold_ns_.load(std::memory_order_relaxed);
+  hold_ns_.store(average + (held - average) / 16, std::memory_order_relaxed);
 }
 
 void EventProcessor::Finish(std::shared_ptr<Operation> op,
                             absl::StatusOr<TrackEventResponse> result) {
-  // A moving average over about the last 16 events: one slow event moves it
-  // by a sixteenth, not enough to refuse a hot contact's usual queue
-  // (racing updates may lose one sample: harmless for an estimate).
-  const int64_t held = absl::ToInt64Nanoseconds(absl::Now() - op->started);
-  const int64_t average = hold_ns_.load(std::memory_order_relaxed);
-  hold_ns_.store(average + (held - average) / 16, std::memory_order_relaxed);
+  const bool released = op->released;
+  if (!released) NoteHold(*op);
   Done done = std::move(op->done);
   std::string contact = op->sequenced_on;
   op.reset();
   done(std::move(result));
-  sequencer_.Done(contact);
+  sequencer_.Done(contact, released);
 }
 
 }  // namespace tappa::server

@@ -5,6 +5,14 @@
 // script, and on a version conflict re-evaluate on the hash the script
 // found. Idempotent on (contact_id, event_id) for 7 days.
 //
+// A contact's events are applied in the order they arrive. Once an event's
+// commit is sent, the contact's next event may start: computed from that
+// commit's remembered outcome, it is sent behind it on the same Redis
+// connection (up to kMaxEventsInFlightPerContact in flight) and applies
+// only on top of it. When a commit in flight fails (another writer changed
+// the contact), the events sent behind it fail too; they all start again in
+// their order once none is in flight, one at a time (ContactSequencer).
+//
 // Thread safety: thread-safe; `done` runs on a Redis loop thread or, for
 // invalid input, on the calling thread.
 #ifndef TAPPA_SERVER_SERVICE_EVENT_PROCESSOR_H_
@@ -32,6 +40,9 @@ inline constexpr int kMaxCommitAttempts = 32;
 // an event holds its contact), or when this many already wait (a bound on
 // memory; the server's in-flight bound also holds).
 inline constexpr size_t kMaxEventsWaitingPerContact = 256;
+// A contact's events sent to Redis behind each other before the first is
+// answered (each computed from the one before: ContactSequencer::Release).
+inline constexpr int kMaxEventsInFlightPerContact = 16;
 // Client event times are clamped into [receive time - this, receive time].
 inline constexpr absl::Duration kEventTimeTolerance = absl::Hours(24);
 
@@ -41,7 +52,8 @@ class EventProcessor {
       absl::AnyInvocable<void(absl::StatusOr<tappa::v1::TrackEventResponse>)>;
 
   explicit EventProcessor(const Runtime& runtime)
-      : runtime_(runtime), sequencer_(kMaxEventsWaitingPerContact) {}
+      : runtime_(runtime),
+        sequencer_(kMaxEventsWaitingPerContact, kMaxEventsInFlightPerContact) {}
 
   // `deadline` bounds the whole operation (reads, retries, write). `caller`
   // names the API key (for the rate-limit metric). An event over the
@@ -64,13 +76,19 @@ class EventProcessor {
   void Apply(std::shared_ptr<Operation> op, EventRead read);
   void Finish(std::shared_ptr<Operation> op,
               absl::StatusOr<tappa::v1::TrackEventResponse> result);
+  // Gives `op`'s turn back to its contact's sequencer, to attempt again
+  // once none of the contact's commits is in flight.
+  void Defer(std::shared_ptr<Operation> op);
+  // Adds the time `op` held its contact (first attempt to release or
+  // answer) to hold_ns_.
+  void NoteHold(const Operation& op);
 
   Runtime runtime_;
   ContactSequencer sequencer_;
   // How long an event recently held its contact in the sequencer (first
-  // attempt to answer; a moving average, ns, real time): the wait of an
-  // event queued behind n others is about (n + 1) times this, and Track()
-  // refuses it when twice that exceeds its deadline.
+  // attempt to its release or answer; a moving average, ns, real time): the
+  // wait of an event queued behind n others is about (n + 1) times this, and
+  // Track() refuses it when twice that exceeds its deadline.
   std::atomic<int64_t> hold_ns_{0};
 };
 

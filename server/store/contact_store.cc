@@ -263,13 +263,27 @@ absl::Status UnexpectedReply(absl::string_view what, const RedisReply& reply) {
                                           reply.str));
 }
 
-int ShardOf(absl::string_view contact_id, int shards) {
+namespace {
+
+uint64_t Fnv1a64(absl::string_view s) {
   uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis
-  for (unsigned char c : contact_id) {
+  for (unsigned char c : s) {
     h ^= c;
     h *= 1099511628211ull;
   }
-  return static_cast<int>(h % static_cast<uint64_t>(shards));
+  return h;
+}
+
+// The Redis connection of a contact's event commands (and reads for
+// events): one, so that they reach Redis in the order they are sent.
+uint64_t EventAffinity(absl::string_view contact_id) {
+  return Fnv1a64(contact_id);
+}
+
+}  // namespace
+
+int ShardOf(absl::string_view contact_id, int shards) {
+  return static_cast<int>(Fnv1a64(contact_id) % static_cast<uint64_t>(shards));
 }
 
 // The idempotency field of an event id: "e:" and 8 bytes of its SHA-256
@@ -458,17 +472,22 @@ int64_t NewEventVersion() {
 void ContactStore::LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
                                 absl::string_view contact_id,
                                 absl::string_view event_id, absl::Time now,
-                                absl::Time deadline, bool use_recent,
+                                absl::Time deadline, EventReadMode mode,
                                 Done<EventRead> done) {
-  if (ContactHash recent = use_recent ? recent_.Get(contact_id) : nullptr) {
-    EventRead read;
-    read.hash = std::move(recent);
-    read.cached = true;
-    return done(std::move(read));
+  if (mode != EventReadMode::kRead) {
+    if (ContactHash recent = recent_.Get(contact_id)) {
+      EventRead read;
+      read.hash = std::move(recent);
+      read.cached = true;
+      return done(std::move(read));
+    }
+    if (mode == EventReadMode::kRecentOnly) {
+      return done(absl::NotFoundError("the contact is not remembered"));
+    }
   }
   ContactKeys keys = KeysFor(contact_id);
-  redis_->Command(
-      {"HGETALL", keys.contact}, deadline,
+  redis_->CommandInOrder(
+      EventAffinity(contact_id), {"HGETALL", keys.contact}, deadline,
       [ruleset = std::move(ruleset), now, field = EventField(event_id),
        done = std::move(done)](absl::StatusOr<RedisReply> hash) mutable {
         if (!hash.ok()) return done(hash.status());
@@ -489,7 +508,7 @@ void ContactStore::LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
       });
 }
 
-void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
+bool ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
                                absl::string_view contact_id,
                                const EventWrite& w, absl::Time now,
                                absl::Time deadline, Done<CommitResult> done) {
@@ -537,52 +556,52 @@ void ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
   std::string version = absl::StrCat(NewEventVersion());
   args.push_back(version);
   args.emplace_back(contact_id);
-  // What the hash will hold if the commit applies, for the next event of
-  // the contact; built now, while `w` is alive (its owner may not wait).
-  ContactHash after;
-  if (recent_.capacity() > 0 && w.base != nullptr) {
-    after = AfterCommit(*w.base, w, version, noted);
+  // What the hash will hold if the commit applies, remembered now for the
+  // next event of the contact (which may be sent behind this one: the
+  // version chain makes it apply only on top of it).
+  const bool remembered = recent_.capacity() > 0 && w.base != nullptr;
+  if (remembered) {
+    recent_.Put(contact_id, AfterCommit(*w.base, w, version, noted));
   }
-  RunScript(commit_script_, commit_sha_,
-            {keys.contact, keys.history, keys.shard_phases, keys.followups_due,
-             keys.followups_pending, keys.activity},
-            std::move(args), deadline,
-            [this, ruleset = std::move(ruleset), id = std::string(contact_id),
-             after = std::move(after),
-             done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-              // Whatever happened, the entry (if any) no longer describes the
-              // hash unless this commit applied.
-              if (reply.ok() && reply->type == RedisReply::Type::kArray &&
-                  !reply->elements.empty() && reply->elements[0].str == "ok" &&
-                  after != nullptr) {
-                recent_.Put(id, std::move(after));
-              } else {
-                recent_.Erase(id);
-              }
-              if (!reply.ok()) return done(reply.status());
-              if (reply->type != RedisReply::Type::kArray ||
-                  reply->elements.empty()) {
-                return done(UnexpectedReply("commit script", *reply));
-              }
-              const std::string& tag = reply->elements[0].str;
-              CommitResult result;
-              if (tag == "ok") {
-                result.outcome = CommitResult::Outcome::kApplied;
-              } else if (tag == "conflict" && reply->elements.size() == 2) {
-                absl::StatusOr<ContactHash> current =
-                    HashOfReply("commit script", reply->elements[1]);
-                if (!current.ok()) return done(current.status());
-                result.outcome = CommitResult::Outcome::kConflict;
-                result.current = *std::move(current);
-              } else if (tag == "dup" && reply->elements.size() == 2 &&
-                         DecodeEventRecord(*ruleset, reply->elements[1].str,
-                                           &result.duplicate_of)) {
-                result.outcome = CommitResult::Outcome::kDuplicate;
-              } else {
-                return done(UnexpectedReply("commit script", *reply));
-              }
-              done(std::move(result));
-            });
+  RunScript(
+      commit_script_, commit_sha_,
+      {keys.contact, keys.history, keys.shard_phases, keys.followups_due,
+       keys.followups_pending, keys.activity},
+      std::move(args), deadline,
+      [this, ruleset = std::move(ruleset), id = std::string(contact_id),
+       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        // Unless the commit applied, what is remembered (this commit's
+        // outcome, or one computed from it) is not what Redis holds.
+        if (!reply.ok() || reply->type != RedisReply::Type::kArray ||
+            reply->elements.empty() || reply->elements[0].str != "ok") {
+          recent_.Erase(id);
+        }
+        if (!reply.ok()) return done(reply.status());
+        if (reply->type != RedisReply::Type::kArray ||
+            reply->elements.empty()) {
+          return done(UnexpectedReply("commit script", *reply));
+        }
+        const std::string& tag = reply->elements[0].str;
+        CommitResult result;
+        if (tag == "ok") {
+          result.outcome = CommitResult::Outcome::kApplied;
+        } else if (tag == "conflict" && reply->elements.size() == 2) {
+          absl::StatusOr<ContactHash> current =
+              HashOfReply("commit script", reply->elements[1]);
+          if (!current.ok()) return done(current.status());
+          result.outcome = CommitResult::Outcome::kConflict;
+          result.current = *std::move(current);
+        } else if (tag == "dup" && reply->elements.size() == 2 &&
+                   DecodeEventRecord(*ruleset, reply->elements[1].str,
+                                     &result.duplicate_of)) {
+          result.outcome = CommitResult::Outcome::kDuplicate;
+        } else {
+          return done(UnexpectedReply("commit script", *reply));
+        }
+        done(std::move(result));
+      },
+      EventAffinity(contact_id));
+  return remembered;
 }
 
 void ContactStore::ReadContact(std::shared_ptr<const ruleset::Ruleset> ruleset,
@@ -778,7 +797,8 @@ void ContactStore::CountPhases(
 void ContactStore::RunScript(absl::string_view script, const std::string& sha,
                              std::vector<std::string> keys,
                              std::vector<std::string> args, absl::Time deadline,
-                             RedisClient::Callback done) {
+                             RedisClient::Callback done,
+                             std::optional<uint64_t> affinity) {
   std::vector<std::string> command;
   command.reserve(3 + keys.size() + args.size());
   command.push_back("EVALSHA");
@@ -790,21 +810,30 @@ void ContactStore::RunScript(absl::string_view script, const std::string& sha,
   // command it sends).
   std::vector<std::string> retry = command;
   RedisClient* redis = redis_;
-  redis_->Command(
-      std::move(command), deadline,
-      [redis, retry = std::move(retry), script, deadline,
-       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-        if (reply.ok() && reply->is_error() &&
-            absl::StartsWith(reply->str, "NOSCRIPT")) {
-          // First use on this Redis (or after a restart): send the body once;
-          // Redis caches it for the EVALSHAs that follow.
-          retry[0] = "EVAL";
-          retry[1] = std::string(script);
-          redis->Command(std::move(retry), deadline, std::move(done));
-          return;
-        }
-        done(std::move(reply));
-      });
+  auto send = [redis, affinity](std::vector<std::string> command,
+                                absl::Time deadline,
+                                RedisClient::Callback done) {
+    if (affinity.has_value()) {
+      redis->CommandInOrder(*affinity, std::move(command), deadline,
+                            std::move(done));
+    } else {
+      redis->Command(std::move(command), deadline, std::move(done));
+    }
+  };
+  send(std::move(command), deadline,
+       [send, retry = std::move(retry), script, deadline,
+        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+         if (reply.ok() && reply->is_error() &&
+             absl::StartsWith(reply->str, "NOSCRIPT")) {
+           // First use on this Redis (or after a restart): send the body
+           // once; Redis caches it for the EVALSHAs that follow.
+           retry[0] = "EVAL";
+           retry[1] = std::string(script);
+           send(std::move(retry), deadline, std::move(done));
+           return;
+         }
+         done(std::move(reply));
+       });
 }
 
 void ContactStore::RunScriptOnEach(absl::string_view script,

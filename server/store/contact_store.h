@@ -38,7 +38,11 @@
 // (recent_contacts.h): the commit's own checks (idempotency record,
 // version) then stand in for it, and a commit that finds the hash changed
 // answers with the hash as it is, so the event is re-applied without
-// another read. Scripts get `now` as an argument.
+// another read. A contact's event commands (its reads for events and its
+// commits) all go to one Redis connection, so they land in the order they
+// are sent: the next event of a contact can be sent behind the commit of
+// the one before, before it is answered (event_processor.h). Scripts get
+// `now` as an argument.
 //
 // Versions ("v"): every write of a contact hash changes it. The event
 // commit sets a fresh random number in [kMinEventVersion,
@@ -254,18 +258,27 @@ class ContactStore {
                    absl::string_view contact_id, absl::Time now,
                    absl::Time deadline, Done<DecodedContact> done);
 
-  // One HGETALL: the contact and, when present, the event's record; or,
-  // without a round trip (`done` runs before this returns), the hash this
-  // store's last commit for the contact left (EventRead::cached).
-  // `use_recent` false: always read.
+  // Where LoadForEvent may take the contact from.
+  enum class EventReadMode {
+    kRecentOrRead,  // remembered, else read
+    kRead,          // read
+    kRecentOnly,    // remembered, else NotFound (nothing sent)
+  };
+  // One HGETALL (on the contact's connection, behind its commits): the
+  // contact and, when present, the event's record; or, without a round trip
+  // (`done` runs before this returns), the hash this store's last commit for
+  // the contact left (EventRead::cached).
   void LoadForEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
                     absl::string_view contact_id, absl::string_view event_id,
-                    absl::Time now, absl::Time deadline, bool use_recent,
+                    absl::Time now, absl::Time deadline, EventReadMode mode,
                     Done<EventRead> done);
 
-  // The atomic conditional write. Applied, it remembers write.base with the
-  // write's changes for the contact; otherwise it forgets the contact.
-  void CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
+  // The atomic conditional write. Sent on the contact's own connection, so
+  // a contact's commits reach Redis in the order they are made. It
+  // remembers write.base with the write's changes for the contact at once
+  // (true; false when nothing is remembered), for the next event of the
+  // contact, and forgets the contact again unless the commit applies.
+  bool CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
                    absl::string_view contact_id, const EventWrite& write,
                    absl::Time now, absl::Time deadline,
                    Done<CommitResult> done);
@@ -327,9 +340,12 @@ class ContactStore {
   // `sha` is Sha1Hex(script). `script` must outlive the call (a constant, or
   // a member of a store that outlives its calls): only a view of it is kept
   // for the fallback, not a copy per call.
+  // With an `affinity`, it goes to that connection
+  // (RedisClient::CommandInOrder), its EVAL fallback too.
   void RunScript(absl::string_view script, const std::string& sha,
                  std::vector<std::string> keys, std::vector<std::string> args,
-                 absl::Time deadline, RedisClient::Callback done);
+                 absl::Time deadline, RedisClient::Callback done,
+                 std::optional<uint64_t> affinity = std::nullopt);
 
   // One call of a script: its keys (all in one slot) and arguments.
   struct ScriptCall {
@@ -346,6 +362,8 @@ class ContactStore {
                        absl::string_view what, Done<int64_t> done);
 
   RedisClient* redis() const { return redis_; }
+  // Whether event commits remember their outcome (recent_contacts > 0).
+  bool remembers() const { return recent_.capacity() > 0; }
 
  private:
   // The delete script, unconditional (`cutoff_ms` "") or retention's; yields

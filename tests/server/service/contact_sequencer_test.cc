@@ -83,5 +83,48 @@ TEST(ContactSequencerTest, TasksThatFinishAtOnceDoNotNest) {
   EXPECT_EQ(ran, 501);
 }
 
+// A released task stays in flight while the next ones start, at most
+// `max_in_flight` at once; a break stops new starts until nothing is in
+// flight; then the queue moves on in order.
+TEST(ContactSequencerTest, ReleasedTasksLetTheNextStartUntilABreak) {
+  ContactSequencer sequencer(100, /*max_in_flight=*/2);
+  std::vector<std::string> ran;
+  auto task = [&ran](std::string name) {
+    return [&ran, name] { ran.push_back(name); };
+  };
+  EXPECT_TRUE(sequencer.Run("a", task("a1")));
+  EXPECT_TRUE(sequencer.Run("a", task("a2")));
+  EXPECT_TRUE(sequencer.Run("a", task("a3")));
+  EXPECT_TRUE(sequencer.Run("a", task("a4")));
+  EXPECT_THAT(ran, ElementsAre("a1"));
+  sequencer.AddInFlight("a");
+  sequencer.Release("a");  // a1 in flight: a2 starts
+  EXPECT_THAT(ran, ElementsAre("a1", "a2"));
+  sequencer.AddInFlight("a");
+  sequencer.Release("a");  // two in flight: a3 waits
+  EXPECT_THAT(ran, ElementsAre("a1", "a2"));
+  sequencer.Done("a", /*released=*/true);  // a1 done: a3 starts
+  EXPECT_THAT(ran, ElementsAre("a1", "a2", "a3"));
+  sequencer.AddInFlight("a");
+  sequencer.Release("a");                  // a2 and a3 in flight
+  sequencer.Break("a");                    // a2's write failed
+  sequencer.Done("a", /*released=*/true);  // a2 done; a3 still in flight
+  EXPECT_THAT(ran, ElementsAre("a1", "a2", "a3"));
+  EXPECT_TRUE(sequencer.Run("a", task("a5")));  // queued behind a4
+  sequencer.Done("a", /*released=*/true);       // nothing in flight: a4 starts
+  EXPECT_THAT(ran, ElementsAre("a1", "a2", "a3", "a4"));
+  sequencer.Done("a");  // a4 finished without releasing: a5 starts
+  EXPECT_THAT(ran, ElementsAre("a1", "a2", "a3", "a4", "a5"));
+  sequencer.AddInFlight("a");
+  sequencer.Release("a");
+  // With one in flight and room behind it, a new task starts at once.
+  EXPECT_TRUE(sequencer.Run("a", task("a6")));
+  EXPECT_THAT(ran, ElementsAre("a1", "a2", "a3", "a4", "a5", "a6"));
+  sequencer.Done("a");
+  sequencer.Done("a", /*released=*/true);
+  EXPECT_TRUE(sequencer.Run("a", task("a7")));  // free again: at once
+  EXPECT_EQ(ran.back(), "a7");
+}
+
 }  // namespace
 }  // namespace tappa::server
