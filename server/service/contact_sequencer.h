@@ -27,6 +27,7 @@
 #ifndef TAPPA_SERVER_SERVICE_CONTACT_SEQUENCER_H_
 #define TAPPA_SERVER_SERVICE_CONTACT_SEQUENCER_H_
 
+#include <cstdint>
 #include <deque>
 #include <string>
 
@@ -49,20 +50,27 @@ class ContactSequencer {
   // and nothing in flight or room behind it), else queues it; false (and
   // `task` dropped, never run) when `max_waiting` already wait or
   // `may_wait(tasks waiting)` is false. `may_wait` runs under the
-  // sequencer's lock: it must be quick.
+  // sequencer's lock: it must be quick. `*seq`, when given, is set before
+  // the task runs to its place in the contact's order (for Defer()).
   bool Run(
       absl::string_view contact, Task task,
-      absl::FunctionRef<bool(size_t)> may_wait = [](size_t) { return true; }) {
+      absl::FunctionRef<bool(size_t)> may_wait = [](size_t) { return true; },
+      uint64_t* seq = nullptr) {
     {
       absl::MutexLock lock(&mu_);
       auto [it, inserted] = contacts_.try_emplace(contact);
       Contact& c = it->second;
+      const uint64_t mine = c.next_seq;
       if (!inserted && !(c.waiting.empty() && MayStart(c))) {
         const size_t waiting = c.waiting.size() - c.deferred;
         if (waiting >= max_waiting_ || !may_wait(waiting)) return false;
-        c.waiting.push_back(std::move(task));
+        ++c.next_seq;
+        if (seq != nullptr) *seq = mine;
+        c.waiting.push_back({mine, std::move(task)});
         return true;
       }
+      ++c.next_seq;
+      if (seq != nullptr) *seq = mine;
       c.running = true;
     }
     task();
@@ -100,21 +108,25 @@ class ContactSequencer {
     return it == contacts_.end() ? 0 : it->second.in_flight;
   }
 
-  // Whether the caller's released task is the contact's only one in flight
-  // and none deferred is older: it may retry at once.
-  bool AloneInFlight(absl::string_view contact) {
+  // Whether the caller's released task (number `seq` in the contact's
+  // order) is the contact's only one in flight and no deferred one is
+  // older: it may retry at once.
+  bool AloneInFlight(absl::string_view contact, uint64_t seq) {
     absl::MutexLock lock(&mu_);
     auto it = contacts_.find(contact);
     if (it == contacts_.end()) return false;
     const Contact& c = it->second;
-    return c.in_flight == 1 && (c.deferred == 0 || c.oldest_active);
+    return c.in_flight == 1 && (c.deferred == 0 || seq < c.waiting.front().seq);
   }
 
-  // The running task (`released` false), or a released one, cannot go on
-  // behind the writes in flight: `task` (its continuation) runs again once
-  // the contact has none in flight, before the tasks that never started and
-  // after those deferred before it. Nothing new starts until then.
-  void Defer(absl::string_view contact, Task task, bool released) {
+  // The running task (`released` false), or a released one, number `seq`
+  // in the contact's order, cannot go on behind the writes in flight:
+  // `task` (its continuation) runs again once the contact has none in
+  // flight, in its place in the contact's order among the deferred ones,
+  // before the tasks that never started. They run one at a time until the
+  // deferred ones are through.
+  void Defer(absl::string_view contact, uint64_t seq, Task task,
+             bool released) {
     Task next;
     {
       absl::MutexLock lock(&mu_);
@@ -127,11 +139,12 @@ class ContactSequencer {
         c.running = false;
       }
       c.broken = true;
-      // The oldest deferred task, failing again, stays the oldest; tasks
-      // deferred out of a pipeline come in their order, after the others.
-      const size_t at = c.oldest_active ? 0 : c.deferred;
-      c.oldest_active = false;
-      c.waiting.insert(c.waiting.begin() + at, std::move(task));
+      // Deferred tasks are not deferred in their order (one still running
+      // may miss the remembered outcome before an older one in flight
+      // fails): each goes to its place.
+      size_t at = 0;
+      while (at < c.deferred && c.waiting[at].seq < seq) ++at;
+      c.waiting.insert(c.waiting.begin() + at, {seq, std::move(task)});
       ++c.deferred;
       next = TakeNext(it);
     }
@@ -164,7 +177,6 @@ class ContactSequencer {
       } else {
         c.running = false;
       }
-      if (c.in_flight == 0 && !c.running) c.oldest_active = false;
       next = TakeNext(it);
     }
     if (next) RunUnnested(std::move(next));
@@ -177,11 +189,13 @@ class ContactSequencer {
     // A write in flight failed: one task at a time (none starts while one
     // is in flight) until every deferred task is through.
     bool broken = false;
-    std::deque<Task> waiting;
+    struct Waiting {
+      uint64_t seq;  // the task's place in the contact's order
+      Task task;
+    };
+    std::deque<Waiting> waiting;
     size_t deferred = 0;  // the first this many of `waiting` were deferred
-    // The running (or in flight) task is the oldest deferred one, started
-    // again while `broken`: alone, since nothing starts while it runs.
-    bool oldest_active = false;
+    uint64_t next_seq = 0;
   };
   using Map = absl::flat_hash_map<std::string, Contact>;
 
@@ -200,9 +214,8 @@ class ContactSequencer {
     if (c.in_flight == 0 && c.deferred == 0) c.broken = false;
     Task next;
     if (!c.waiting.empty() && MayStart(c)) {
-      next = std::move(c.waiting.front());
+      next = std::move(c.waiting.front().task);
       c.waiting.pop_front();
-      c.oldest_active = c.deferred > 0;
       if (c.deferred > 0) --c.deferred;
       c.running = true;
     } else if (!c.running && c.in_flight == 0 && c.waiting.empty()) {

@@ -99,6 +99,7 @@ struct EventProcessor::Operation {
   // The contact was released to its next event once this one's first
   // commit was sent (ContactSequencer::Release).
   bool released = false;
+  uint64_t seq = 0;    // its place in its contact's order (the sequencer's)
   absl::Time started;  // real time of the first attempt
   Done done;
 };
@@ -173,7 +174,8 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   };
   // A refused task is dropped unrun: the event is answered from here.
   if (!sequencer_.Run(
-          *first, [this, op]() mutable { Attempt(std::move(op)); }, in_time)) {
+          *first, [this, op]() mutable { Attempt(std::move(op)); }, in_time,
+          &op->seq)) {
     runtime_.metrics->RecordRateLimited("contact_queue", caller);
     Done refused = std::move(op->done);
     refused(RateLimitedError(
@@ -378,7 +380,8 @@ void EventProcessor::Apply(std::shared_ptr<Operation> op, EventRead read) {
             // again, in order, once none is in flight (a retry now could
             // capture a newer hash than an earlier event's retry and land
             // first). Alone in flight, it retries at once.
-            if (op->released && !sequencer_.AloneInFlight(op->sequenced_on)) {
+            if (op->released &&
+                !sequencer_.AloneInFlight(op->sequenced_on, op->seq)) {
               return Defer(std::move(op));
             }
             // The commit found the hash changed and brought it: apply the
@@ -400,8 +403,9 @@ void EventProcessor::Apply(std::shared_ptr<Operation> op, EventRead read) {
 void EventProcessor::Defer(std::shared_ptr<Operation> op) {
   const bool released = std::exchange(op->released, false);
   const std::string contact = op->sequenced_on;
+  const uint64_t seq = op->seq;
   sequencer_.Defer(
-      contact, [this, op]() mutable { Attempt(std::move(op)); }, released);
+      contact, seq, [this, op]() mutable { Attempt(std::move(op)); }, released);
 }
 
 void EventProcessor::NoteHold(const Operation& op) {

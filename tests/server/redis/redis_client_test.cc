@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -124,6 +125,51 @@ TEST(RedisClientTest, SeveralLoopsServeCommandsFromManyThreads) {
   for (int i = 0; i < 6; ++i) {
     auto ping = RedisCommandSync(*client, {"PING"});
     EXPECT_TRUE(ping.ok()) << ping.status();
+  }
+}
+
+// Commands with one affinity reach Redis in the order they were sent, over
+// several loops and connections (others spread over all of them).
+TEST(RedisClientTest, CommandsWithOneAffinityKeepTheirOrder) {
+  auto redis = testing::RedisProcess::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  auto client = StartClient((*redis)->port(), "", "", /*loops=*/3);
+  ASSERT_TRUE(client->WaitConnected(absl::Seconds(5))) << client->last_error();
+  while (client->connections_up() < 6) absl::SleepFor(absl::Milliseconds(5));
+
+  constexpr int kLists = 8;
+  constexpr int kPerList = 300;
+  absl::Mutex mu;
+  int left = kLists * kPerList;
+  std::vector<std::vector<int64_t>> lengths(kLists);
+  for (int i = 0; i < kPerList; ++i) {
+    for (int a = 0; a < kLists; ++a) {
+      client->CommandInOrder(
+          a, {"RPUSH", absl::StrCat("list", a), absl::StrCat(i)},
+          absl::Now() + absl::Seconds(10),
+          [&, a](absl::StatusOr<RedisReply> r) {
+            absl::MutexLock lock(&mu);
+            EXPECT_TRUE(r.ok()) << r.status();
+            if (r.ok()) lengths[a].push_back(r->integer);
+            --left;
+          });
+    }
+  }
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](int* left) { return *left == 0; }, &left));
+  }
+  for (int a = 0; a < kLists; ++a) {
+    auto list = RedisCommandSync(
+        *client, {"LRANGE", absl::StrCat("list", a), "0", "-1"});
+    ASSERT_TRUE(list.ok()) << list.status();
+    ASSERT_EQ(list->elements.size(), static_cast<size_t>(kPerList));
+    for (int i = 0; i < kPerList; ++i) {
+      ASSERT_EQ(list->elements[i].str, absl::StrCat(i)) << "list " << a;
+      // And the replies came back in that order too.
+      ASSERT_EQ(lengths[a][i], i + 1) << "list " << a;
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -13,6 +14,8 @@ namespace tappa::server {
 namespace {
 
 using ::testing::ElementsAre;
+
+constexpr auto kAlways = [](size_t) { return true; };
 
 TEST(ContactSequencerTest, RunsInOrderAndBoundsTheWait) {
   ContactSequencer sequencer(2);
@@ -124,6 +127,60 @@ TEST(ContactSequencerTest, ReleasedTasksLetTheNextStartUntilABreak) {
   sequencer.Done("a", /*released=*/true);
   EXPECT_TRUE(sequencer.Run("a", task("a7")));  // free again: at once
   EXPECT_EQ(ran.back(), "a7");
+}
+
+// Tasks deferred out of a pipeline run again in the contact's order (not
+// the order they were deferred in), before the tasks that never started,
+// one at a time; the oldest, deferred again, stays first, and alone in
+// flight it may retry at once.
+TEST(ContactSequencerTest, DeferredTasksRunAgainInOrderOneAtATime) {
+  ContactSequencer sequencer(100, /*max_in_flight=*/4);
+  std::vector<std::string> ran;
+  auto task = [&ran](std::string name) {
+    return [&ran, name] { ran.push_back(name); };
+  };
+  uint64_t seq[6];
+  EXPECT_TRUE(sequencer.Run("a", task("a1"), kAlways, &seq[1]));
+  for (int i : {2, 3}) {
+    sequencer.AddInFlight("a");
+    sequencer.Release("a");  // the running one is in flight: the next starts
+    EXPECT_TRUE(
+        sequencer.Run("a", task(absl::StrCat("a", i)), kAlways, &seq[i]));
+  }
+  sequencer.AddInFlight("a");
+  sequencer.Release("a");  // a1, a2, a3 in flight
+  EXPECT_FALSE(sequencer.AloneInFlight("a", seq[1]));
+  EXPECT_TRUE(sequencer.Run("a", task("a4"), kAlways, &seq[4]));  // starts
+  EXPECT_TRUE(sequencer.Run("a", task("a5"), kAlways, &seq[5]));  // waits
+  EXPECT_THAT(ran, ElementsAre("a1", "a2", "a3", "a4"));
+  EXPECT_LT(seq[1], seq[2]);
+  EXPECT_LT(seq[4], seq[5]);
+  sequencer.Defer("a", seq[1], task("a1 again"), /*released=*/true);
+  sequencer.Defer("a", seq[2], task("a2 again"), /*released=*/true);
+  // a4, still running, is deferred before a3's write fails.
+  sequencer.Defer("a", seq[4], task("a4 again"), /*released=*/false);
+  EXPECT_EQ(sequencer.InFlight("a"), 1);  // a3
+  EXPECT_THAT(ran, ElementsAre("a1", "a2", "a3", "a4"));
+  sequencer.Defer("a", seq[3], task("a3 again"), /*released=*/true);
+  // Nothing in flight: the oldest deferred starts.
+  EXPECT_EQ(ran.back(), "a1 again");
+  sequencer.AddInFlight("a");
+  EXPECT_TRUE(sequencer.AloneInFlight("a", seq[1]));
+  sequencer.Release("a");  // one at a time: nothing else starts
+  EXPECT_EQ(ran.back(), "a1 again");
+  sequencer.Defer("a", seq[1], task("a1 third"), /*released=*/true);
+  EXPECT_EQ(ran.back(), "a1 third");  // still first
+  for (const char* next : {"a2 again", "a3 again", "a4 again", "a5"}) {
+    sequencer.Done("a");
+    EXPECT_EQ(ran.back(), next);
+  }
+  // The deferred are through: pipelining again.
+  sequencer.AddInFlight("a");
+  sequencer.Release("a");
+  EXPECT_TRUE(sequencer.Run("a", task("a6")));
+  EXPECT_EQ(ran.back(), "a6");
+  sequencer.Done("a");
+  sequencer.Done("a", /*released=*/true);
 }
 
 }  // namespace
