@@ -131,22 +131,27 @@ class ContactSequencer {
     {
       absl::MutexLock lock(&mu_);
       auto it = contacts_.find(contact);
-      if (it == contacts_.end()) return;  // not sequenced: cannot happen
-      Contact& c = it->second;
-      if (released) {
-        --c.in_flight;
+      if (it == contacts_.end()) {
+        // Not sequenced (cannot happen for a running or released task):
+        // run it rather than lose it.
+        next = std::move(task);
       } else {
-        c.running = false;
+        Contact& c = it->second;
+        if (released) {
+          --c.in_flight;
+        } else {
+          c.running = false;
+        }
+        c.broken = true;
+        // Tasks are not deferred in their order (one still running may miss
+        // the remembered outcome before an older one in flight fails): each
+        // goes to its place.
+        size_t at = 0;
+        while (at < c.deferred && c.waiting[at].seq < seq) ++at;
+        c.waiting.insert(c.waiting.begin() + at, {seq, std::move(task)});
+        ++c.deferred;
+        next = TakeNext(it);
       }
-      c.broken = true;
-      // Deferred tasks are not deferred in their order (one still running
-      // may miss the remembered outcome before an older one in flight
-      // fails): each goes to its place.
-      size_t at = 0;
-      while (at < c.deferred && c.waiting[at].seq < seq) ++at;
-      c.waiting.insert(c.waiting.begin() + at, {seq, std::move(task)});
-      ++c.deferred;
-      next = TakeNext(it);
     }
     if (next) RunUnnested(std::move(next));
   }
