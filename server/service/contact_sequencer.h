@@ -7,10 +7,13 @@
 // contact before it is done: it has sent its write, and the next task may
 // start and send its own behind it while the first is in flight (at most
 // `max_in_flight` in flight). The caller keeps their order in Redis (one
-// connection per contact, writes chained by version); when a released
-// task's write fails, the caller calls Break(), and no new task starts until
-// every released task is done (their retries must land before anything
-// computed after them).
+// connection per contact, writes chained by version). When a released
+// task's write fails, the caller calls Break(): no new task starts while
+// one is in flight. Tasks that cannot go on behind the writes in flight
+// (theirs failed, or they lack what they would start from) are handed back
+// with Defer(): they run again once none is in flight, in the contact's
+// order (each task's number, from Run()), one at a time, before the tasks
+// that never started; pipelining resumes once they are through.
 //
 // A task is started on the thread that submits it (when the contact is
 // free), or on the thread that calls Release() or Done(). Tasks must not
