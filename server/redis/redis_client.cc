@@ -575,22 +575,29 @@ RedisClient::Impl& RedisClient::NextLoop() {
   return *loops_[first % n];  // none is up: it fails fast
 }
 
-void RedisClient::Command(std::vector<std::string> args, absl::Time deadline,
-                          Callback done) {
-  auto* r = new Impl::Request();
+namespace {
+
+RedisClient::Impl::Request* SingleCommand(std::vector<std::string> args,
+                                          absl::Time deadline,
+                                          RedisClient::Callback done) {
+  auto* r = new RedisClient::Impl::Request();
   r->commands.push_back(std::move(args));
   r->deadline = deadline;
   r->single = std::move(done);
-  NextLoop().Submit(r);
+  return r;
+}
+
+}  // namespace
+
+void RedisClient::Command(std::vector<std::string> args, absl::Time deadline,
+                          Callback done) {
+  NextLoop().Submit(SingleCommand(std::move(args), deadline, std::move(done)));
 }
 
 void RedisClient::CommandInOrder(uint64_t affinity,
                                  std::vector<std::string> args,
                                  absl::Time deadline, Callback done) {
-  auto* r = new Impl::Request();
-  r->commands.push_back(std::move(args));
-  r->deadline = deadline;
-  r->single = std::move(done);
+  Impl::Request* r = SingleCommand(std::move(args), deadline, std::move(done));
   const size_t n = loops_.size();
   Impl& loop = *loops_[affinity % n];
   // Within the loop, the affinity picks the connection (Dispatch).

@@ -63,17 +63,17 @@ class ContactSequencer {
       absl::MutexLock lock(&mu_);
       auto [it, inserted] = contacts_.try_emplace(contact);
       Contact& c = it->second;
-      const uint64_t mine = c.next_seq;
-      if (!inserted && !(c.waiting.empty() && MayStart(c))) {
+      const bool start = inserted || (c.waiting.empty() && MayStart(c));
+      if (!start) {
         const size_t waiting = c.waiting.size() - c.deferred;
         if (waiting >= max_waiting_ || !may_wait(waiting)) return false;
-        ++c.next_seq;
-        if (seq != nullptr) *seq = mine;
+      }
+      const uint64_t mine = c.next_seq++;
+      if (seq != nullptr) *seq = mine;
+      if (!start) {
         c.waiting.push_back({mine, std::move(task)});
         return true;
       }
-      ++c.next_seq;
-      if (seq != nullptr) *seq = mine;
       c.running = true;
     }
     task();

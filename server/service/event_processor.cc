@@ -343,9 +343,9 @@ void EventProcessor::Apply(std::shared_ptr<Operation> op, EventRead read) {
     op->released = true;
     sequencer_.AddInFlight(op->sequenced_on);
   }
-  const std::string contact = op->request.contact_id();
   runtime_.store->CommitEvent(
-      op->serving->ruleset, contact, write, op->receive_time, op->deadline,
+      op->serving->ruleset, op->request.contact_id(), write, op->receive_time,
+      op->deadline,
       [this, op, response = std::move(response), from, to, changed, scheduled,
        cancelled](absl::StatusOr<CommitResult> result) mutable {
         // Events sent behind this one were computed from its outcome: no
@@ -396,16 +396,18 @@ void EventProcessor::Apply(std::shared_ptr<Operation> op, EventRead read) {
       });
   if (release) {
     NoteHold(*op);
-    sequencer_.Release(contact);
+    // The contact it is sequenced on (a retry's redirect may change its id
+    // on another thread by now; this one never changes).
+    sequencer_.Release(op->sequenced_on);
   }
 }
 
 void EventProcessor::Defer(std::shared_ptr<Operation> op) {
   const bool released = std::exchange(op->released, false);
-  const std::string contact = op->sequenced_on;
-  const uint64_t seq = op->seq;
+  // `op` outlives the call (this frame and the task hold it).
   sequencer_.Defer(
-      contact, seq, [this, op]() mutable { Attempt(std::move(op)); }, released);
+      op->sequenced_on, op->seq,
+      [this, op]() mutable { Attempt(std::move(op)); }, released);
 }
 
 void EventProcessor::NoteHold(const Operation& op) {

@@ -418,36 +418,28 @@ absl::StatusOr<ContactHash> HashOfReply(absl::string_view what,
 ContactHash AfterCommit(const StoredFields& base, const EventWrite& write,
                         absl::string_view version,
                         absl::string_view activity_noted) {
-  auto after = std::make_shared<StoredFields>();
-  // Never reallocated below: the index views the stored field names.
-  after->reserve(base.size() + write.set_fields.size() + 1);
-  absl::flat_hash_map<absl::string_view, size_t> at;
-  at.reserve(after->capacity());
-  auto set = [&](absl::string_view field, absl::string_view value) {
-    if (auto it = at.find(field); it != at.end()) {
-      (*after)[it->second].second = std::string(value);
-      return;
+  // Base copied, then the script's HSET and HDEL replayed on it. A contact
+  // hash has a few dozen fields at most: a linear search beats building an
+  // index for each commit.
+  auto after = std::make_shared<StoredFields>(base);
+  auto set = [&after](absl::string_view field, absl::string_view value) {
+    for (auto& [f, v] : *after) {
+      if (f == field) {
+        v = std::string(value);
+        return;
+      }
     }
     after->emplace_back(std::string(field), std::string(value));
-    at.emplace(after->back().first, after->size() - 1);
   };
-  for (const auto& [field, value] : base) set(field, value);
   set("v", version);
   if (!activity_noted.empty()) set(kActivityNotedField, activity_noted);
   for (const auto& [field, value] : write.set_fields) set(field, value);
-  if (write.remove_fields.empty()) return after;
-  std::vector<bool> gone(after->size(), false);
   for (const std::string& field : write.remove_fields) {
-    if (auto it = at.find(field); it != at.end()) gone[it->second] = true;
+    auto it =
+        std::find_if(after->begin(), after->end(),
+                     [&field](const auto& f) { return f.first == field; });
+    if (it != after->end()) after->erase(it);
   }
-  at.clear();  // its views die with the compaction
-  size_t kept = 0;
-  for (size_t i = 0; i < after->size(); ++i) {
-    if (gone[i]) continue;
-    if (kept != i) (*after)[kept] = std::move((*after)[i]);
-    ++kept;
-  }
-  after->resize(kept);
   return after;
 }
 
@@ -559,7 +551,7 @@ bool ContactStore::CommitEvent(std::shared_ptr<const ruleset::Ruleset> ruleset,
   // What the hash will hold if the commit applies, remembered now for the
   // next event of the contact (which may be sent behind this one: the
   // version chain makes it apply only on top of it).
-  const bool remembered = recent_.capacity() > 0 && w.base != nullptr;
+  const bool remembered = remembers() && w.base != nullptr;
   if (remembered) {
     recent_.Put(contact_id, AfterCommit(*w.base, w, version, noted));
   }
