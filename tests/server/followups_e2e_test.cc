@@ -207,10 +207,18 @@ TEST_F(FollowUpsE2eTest, ConsentWithdrawnBeforeFireTimeDropsIt) {
 }
 
 TEST_F(FollowUpsE2eTest, QuietHoursPostponeIt) {
-  // A time zone where it is about 02:00 now: the nudge, due an hour later,
-  // falls in the sms quiet hours (21:00-09:00) and waits for 09:00.
-  int utc_hour = absl::ToCivilHour(absl::Now(), absl::UTCTimeZone()).hour();
-  int offset = ((2 - utc_hour) % 24 + 24 + 12) % 24 - 12;  // [-12, 11]
+  // A time zone where it is about 21:00 on the server's clock now: the
+  // nudge, due an hour later, falls in the sms quiet hours (21:00-09:00)
+  // and waits for 09:00. The server's clock runs kClockScale times faster
+  // than real time from its start, so "now" is read from the server (an
+  // event's receive time), not from this process: the ~0.38 s of real time
+  // the quiet hours leave are enough for the next two events.
+  tappa::v1::TrackEventResponse probe;
+  ASSERT_RPC_OK(client_->Track(
+      MakeEvent("dee-probe", "ev-probe", "view", "web"), &probe));
+  absl::Time server_now = absl::FromUnixSeconds(probe.receive_time().seconds());
+  int utc_hour = absl::ToCivilHour(server_now, absl::UTCTimeZone()).hour();
+  int offset = ((21 - utc_hour) % 24 + 24 + 12) % 24 - 12;  // [-12, 11]
   std::string zone = offset == 0  ? "Etc/GMT"
                      : offset > 0 ? absl::StrCat("Etc/GMT-", offset)
                                   : absl::StrCat("Etc/GMT+", -offset);
