@@ -23,7 +23,6 @@
 #include "google/protobuf/stubs/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
 #include "rules/ruleset/loader.h"
 #include "server/auth/audit_log.h"
@@ -32,6 +31,8 @@
 #include "server/metrics/metrics.h"
 #include "server/redis/redis_client.h"
 #include "server/redis/redis_url.h"
+#include "server/rpc/completion_queues.h"
+#include "server/rpc/health_service.h"
 #include "server/service/admin_service.h"
 #include "server/service/decision_service.h"
 #include "server/service/followup_firer.h"
@@ -120,6 +121,13 @@ ABSL_FLAG(int, redis_connections, 2,
 ABSL_FLAG(int, redis_loops, 2,
           "Redis client loop threads. Replies are decoded and decisions run "
           "on them, so more loops spread that work over more cores.");
+ABSL_FLAG(int, grpc_threads, 1,
+          "Threads taking gRPC calls, each polling a completion queue of its "
+          "own (1-64). Handlers never wait (Redis replies and decisions run "
+          "on the Redis loops), so one keeps up with the network of a small "
+          "machine; more threads hand the polling to each other at every "
+          "call, which costs more than it gives on 2 cores "
+          "(loadtests/README.md).");
 ABSL_FLAG(int, shards, tappa::server::kDefaultShards,
           "Contact shards (fixed for the life of a deployment: changing it "
           "orphans data).");
@@ -258,6 +266,11 @@ int Run() {
   const int recent_contacts = absl::GetFlag(FLAGS_recent_contacts);
   if (recent_contacts < 0 || recent_contacts > 10'000'000) {
     std::cerr << "tappa-server: --recent_contacts must be 0-10000000\n";
+    return 2;
+  }
+  if (int threads = absl::GetFlag(FLAGS_grpc_threads);
+      threads < 1 || threads > 64) {
+    std::cerr << "tappa-server: --grpc_threads must be 1-64\n";
     return 2;
   }
   if (shards < 1 || shards > 9999) {
@@ -425,7 +438,10 @@ int Run() {
   FollowUpServiceImpl followup_service(runtime, &followups);
   RulesetReloader reloader(rules_path, &rulesets, &metrics);
   AdminServiceImpl admin(runtime, &reloader);
-  grpc::EnableDefaultHealthCheckService(true);
+  // Every service runs on the async API (server/rpc/completion_queues.h),
+  // health included: gRPC's own health service is on the callback API.
+  grpc::EnableDefaultHealthCheckService(false);
+  rpc::HealthService health;
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
@@ -440,17 +456,24 @@ int Run() {
   if (int streams = absl::GetFlag(FLAGS_max_concurrent_streams); streams > 0) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, streams);
   }
-  builder.RegisterService(&journey);
-  builder.RegisterService(&decision);
-  builder.RegisterService(&followup_service);
-  builder.RegisterService(&admin);
+  builder.RegisterService(journey.grpc_service());
+  builder.RegisterService(decision.grpc_service());
+  builder.RegisterService(followup_service.grpc_service());
+  builder.RegisterService(admin.grpc_service());
+  builder.RegisterService(health.grpc_service());
+  rpc::CompletionQueues queues(&builder, absl::GetFlag(FLAGS_grpc_threads));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "tappa-server: cannot listen on --grpc_listen=" << grpc_listen
               << "\n";
     return 1;
   }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  journey.Serve(&queues);
+  decision.Serve(&queues);
+  followup_service.Serve(&queues);
+  admin.Serve(&queues);
+  health.Serve(&queues);
+  queues.Start();
 
   // Health: SERVING only while Redis answers and a ruleset is loaded.
   // Contacts per phase: summed from the shards every few seconds.
@@ -465,7 +488,7 @@ int Run() {
       for (const char* service :
            {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService",
             "tappa.v1.FollowUpService"}) {
-        health->SetServingStatus(service, serving_now);
+        health.SetServingStatus(service, serving_now);
       }
       metrics.SetCallsInFlight(admission.inflight());
       if (serving_now && absl::Now() >= next_count) {
@@ -651,13 +674,20 @@ int Run() {
   }
   std::cout << "tappa-server: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ": draining in-flight calls" << std::endl;
-  for (const char* service :
-       {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService",
-        "tappa.v1.FollowUpService"}) {
-    health->SetServingStatus(service, false);
+  // NOT_SERVING for every service, and Watch streams ended, so the grace
+  // period goes to the calls in flight.
+  health.Shutdown();
+  const absl::Time grace_end =
+      absl::Now() + absl::GetFlag(FLAGS_shutdown_grace);
+  server->Shutdown(absl::ToChronoTime(grace_end));
+  // Handlers of calls cancelled at the end of the grace still answer (their
+  // Redis work is bounded by each call's deadline): wait a little for them.
+  if (int64_t left =
+          queues.Shutdown(std::max(grace_end, absl::Now()) + absl::Seconds(5));
+      left > 0) {
+    std::cerr << "tappa-server: " << left
+              << " call(s) still open after the grace period" << std::endl;
   }
-  server->Shutdown(
-      absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_shutdown_grace)));
   server->Wait();
   stop.Notify();
   background.join();

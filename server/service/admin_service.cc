@@ -23,16 +23,29 @@ void Describe(const ServingRuleset& serving, const std::string& source,
 
 }  // namespace
 
-grpc::ServerUnaryReactor* AdminServiceImpl::ReloadRuleset(
-    grpc::CallbackServerContext* context,
+void AdminServiceImpl::Serve(rpc::CompletionQueues* queues) {
+  using Async = tappa::v1::AdminService::AsyncService;
+  rpc::ServeUnary(queues, &async_, &Async::RequestReloadRuleset,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    ReloadRuleset(context, request, response, reactor);
+                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestGetRuleset,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    GetRuleset(context, request, response, reactor);
+                  });
+}
+
+void AdminServiceImpl::ReloadRuleset(
+    grpc::ServerContext* context,
     const tappa::v1::ReloadRulesetRequest* request,
-    tappa::v1::ReloadRulesetResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    tappa::v1::ReloadRulesetResponse* response, rpc::UnaryReactor* reactor) {
   absl::StatusOr<std::string> caller =
       AuthorizeCall(runtime_, *context, Scope::kAdmin);
   if (!caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
+    return;
   }
   absl::StatusOr<bool> changed = reloader_->Reload();
   std::string detail;
@@ -46,30 +59,27 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ReloadRuleset(
   Audit(runtime_, "ReloadRuleset", *caller, reloader_->path(), changed.status(),
         detail);
   reactor->Finish(ToGrpcStatus(changed.status()));
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* AdminServiceImpl::GetRuleset(
-    grpc::CallbackServerContext* context,
-    const tappa::v1::GetRulesetRequest* request,
-    tappa::v1::GetRulesetResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+void AdminServiceImpl::GetRuleset(grpc::ServerContext* context,
+                                  const tappa::v1::GetRulesetRequest* request,
+                                  tappa::v1::GetRulesetResponse* response,
+                                  rpc::UnaryReactor* reactor) {
   absl::StatusOr<std::string> caller =
       AuthorizeCall(runtime_, *context, Scope::kAdmin);
   if (!caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
+    return;
   }
   Audit(runtime_, "GetRuleset", *caller, reloader_->path(), absl::OkStatus());
   std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
   if (serving == nullptr) {
     reactor->Finish(
         grpc::Status(grpc::StatusCode::UNAVAILABLE, "no ruleset is loaded"));
-    return reactor;
+    return;
   }
   Describe(*serving, reloader_->path(), response->mutable_ruleset());
   reactor->Finish(grpc::Status::OK);
-  return reactor;
 }
 
 }  // namespace tappa::server

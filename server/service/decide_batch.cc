@@ -89,7 +89,7 @@ constexpr size_t kMaxRequestIdBytes = 128;
 
 // The stream's own deadline, or InfiniteFuture when the client set none
 // (gRPC reports "none" as a time in the far future).
-absl::Time StreamDeadline(const grpc::CallbackServerContext* context) {
+absl::Time StreamDeadline(const grpc::ServerContext* context) {
   auto deadline = context->deadline();
   if (deadline >=
       std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
@@ -113,12 +113,11 @@ void SetError(const absl::Status& status, DecideBatchResponse* response) {
 }
 
 class DecideBatchReactor final
-    : public grpc::ServerBidiReactor<DecideBatchRequest, DecideBatchResponse> {
+    : public rpc::BidiReactor<DecideBatchRequest, DecideBatchResponse> {
  public:
   // `runtime` must outlive the reactor and every decision it starts (it is
   // the service's, which outlives the server).
-  DecideBatchReactor(const Runtime& runtime,
-                     grpc::CallbackServerContext* context)
+  DecideBatchReactor(const Runtime& runtime, grpc::ServerContext* context)
       : runtime_(runtime),
         context_(context),
         stream_start_(absl::Now()),
@@ -388,7 +387,7 @@ class DecideBatchReactor final
   }
 
   const Runtime& runtime_;
-  grpc::CallbackServerContext* const context_;  // valid until OnDone
+  grpc::ServerContext* const context_;  // valid until OnDone
   const absl::Time stream_start_;
   const absl::Time stream_deadline_;
   // The read buffer: only touched between a StartRead and its OnReadDone.
@@ -416,8 +415,8 @@ class DecideBatchReactor final
 
 }  // namespace
 
-grpc::ServerBidiReactor<DecideBatchRequest, DecideBatchResponse>*
-DecisionServiceImpl::DecideBatch(grpc::CallbackServerContext* context) {
+rpc::BidiReactor<DecideBatchRequest, DecideBatchResponse>*
+DecisionServiceImpl::DecideBatch(grpc::ServerContext* context) {
   if (absl::StatusOr<std::string> caller =
           AuthorizeCall(runtime_, *context, Scope::kDecide);
       !caller.ok()) {
@@ -425,7 +424,7 @@ DecisionServiceImpl::DecideBatch(grpc::CallbackServerContext* context) {
                                     static_cast<int>(caller.status().code()),
                                     absl::ZeroDuration());
     return new RefusedStream<
-        grpc::ServerBidiReactor<DecideBatchRequest, DecideBatchResponse>>(
+        rpc::BidiReactor<DecideBatchRequest, DecideBatchResponse>>(
         caller.status());
   }
   return new DecideBatchReactor(runtime_, context);

@@ -22,7 +22,7 @@ namespace {
 using tappa::v1::NextBestActionResponse;
 
 // Records the call's metrics and finishes it.
-DecisionDone FinishFor(grpc::ServerUnaryReactor* reactor, Metrics* metrics,
+DecisionDone FinishFor(rpc::UnaryReactor* reactor, Metrics* metrics,
                        Method method, absl::Time start) {
   return [reactor, metrics, method, start](const absl::Status& status) {
     metrics->RecordRequest(method, static_cast<int>(status.code()),
@@ -57,12 +57,33 @@ TokenRejection RejectionOf(const absl::Status& s) {
 
 }  // namespace
 
-grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
-    grpc::CallbackServerContext* context,
+void DecisionServiceImpl::Serve(rpc::CompletionQueues* queues) {
+  using Async = tappa::v1::DecisionService::AsyncService;
+  rpc::ServeUnary(queues, &async_, &Async::RequestNextBestAction,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    NextBestAction(context, request, response, reactor);
+                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestReportOutcome,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    ReportOutcome(context, request, response, reactor);
+                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestSimulate,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    Simulate(context, request, response, reactor);
+                  });
+  rpc::ServeBidi(
+      queues, &async_, &Async::RequestDecideBatch,
+      [this](grpc::ServerContext* context) { return DecideBatch(context); });
+}
+
+void DecisionServiceImpl::NextBestAction(
+    grpc::ServerContext* context,
     const tappa::v1::NextBestActionRequest* request,
-    tappa::v1::NextBestActionResponse* response) {
+    tappa::v1::NextBestActionResponse* response, rpc::UnaryReactor* reactor) {
   absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
   DecisionDone finish =
       FinishFor(reactor, metrics, Method::kNextBestAction, start);
@@ -70,21 +91,21 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
           AuthorizeCall(runtime_, *context, Scope::kDecide);
       !caller.ok()) {
     finish(caller.status());
-    return reactor;
+    return;
   }
 
   auto d = std::make_shared<Decision>();
   d->serving = runtime_.rulesets->Get();
   if (d->serving == nullptr) {
     finish(absl::UnavailableError("no ruleset is loaded"));
-    return reactor;
+    return;
   }
   const ruleset::Ruleset& rs = *d->serving->ruleset;
   absl::Status status = ValidateDecisionCall(rs, *request, &d->request);
   if (status.ok()) status = ValidateId("contact_id", request->contact_id());
   if (!status.ok()) {
     finish(status);
-    return reactor;
+    return;
   }
   d->contact_id = request->contact_id();
   d->explain = request->explain();
@@ -104,20 +125,18 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::NextBestAction(
       s = absl::OkStatus();
     }
     finish(s);
-    return reactor;
+    return;
   }
   finish = [finish, slot](const absl::Status& status) { finish(status); };
   DecideNextBestAction(runtime, d, ReadDeadline(start, deadline), deadline,
                        response, finish);
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
-    grpc::CallbackServerContext* context,
+void DecisionServiceImpl::ReportOutcome(
+    grpc::ServerContext* context,
     const tappa::v1::ReportOutcomeRequest* request,
-    tappa::v1::ReportOutcomeResponse* response) {
+    tappa::v1::ReportOutcomeResponse* response, rpc::UnaryReactor* reactor) {
   absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
   DecisionDone finish =
       FinishFor(reactor, metrics, Method::kReportOutcome, start);
@@ -125,16 +144,16 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
           AuthorizeCall(runtime_, *context, Scope::kDecide);
       !caller.ok()) {
     finish(caller.status());
-    return reactor;
+    return;
   }
   std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
   if (serving == nullptr) {
     finish(absl::UnavailableError("no ruleset is loaded"));
-    return reactor;
+    return;
   }
   if (std::string error = api::DecodeError(*request); !error.empty()) {
     finish(absl::InvalidArgumentError(error));
-    return reactor;
+    return;
   }
   static constexpr OutcomeKind kKinds[] = {
       OutcomeKind::kImpression, OutcomeKind::kClick, OutcomeKind::kConversion,
@@ -145,7 +164,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
     finish(absl::InvalidArgumentError(
         "outcome: must be one of OUTCOME_IMPRESSION, OUTCOME_CLICK, "
         "OUTCOME_CONVERSION, OUTCOME_DISMISS"));
-    return reactor;
+    return;
   }
   absl::Time now = runtime_.clock->Now();
   absl::StatusOr<DecisionTokenClaims> claims =
@@ -153,7 +172,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
   if (!claims.ok()) {
     metrics->RecordTokenRejected(RejectionOf(claims.status()));
     finish(claims.status());
-    return reactor;
+    return;
   }
   OutcomeKind kind = kKinds[outcome - 1];
   OutcomeWrite write;
@@ -168,7 +187,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
   std::shared_ptr<Admission::Slot> slot;
   if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
     finish(s);
-    return reactor;
+    return;
   }
   finish = [finish, slot](const absl::Status& status) { finish(status); };
   const Runtime& runtime = runtime_;
@@ -211,28 +230,26 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::ReportOutcome(
         }
         finish(absl::OkStatus());
       });
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
-    grpc::CallbackServerContext* context,
-    const tappa::v1::SimulateRequest* request,
-    tappa::v1::SimulateResponse* response) {
+void DecisionServiceImpl::Simulate(grpc::ServerContext* context,
+                                   const tappa::v1::SimulateRequest* request,
+                                   tappa::v1::SimulateResponse* response,
+                                   rpc::UnaryReactor* reactor) {
   absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
   DecisionDone finish = FinishFor(reactor, metrics, Method::kSimulate, start);
   if (absl::StatusOr<std::string> caller =
           AuthorizeCall(runtime_, *context, Scope::kDecide);
       !caller.ok()) {
     finish(caller.status());
-    return reactor;
+    return;
   }
   auto d = std::make_shared<Decision>();
   d->serving = runtime_.rulesets->Get();
   if (d->serving == nullptr) {
     finish(absl::UnavailableError("no ruleset is loaded"));
-    return reactor;
+    return;
   }
   const ruleset::Ruleset& rs = *d->serving->ruleset;
   absl::Status status = ValidateDecisionCall(rs, *request, &d->request);
@@ -257,7 +274,7 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
   }
   if (!status.ok()) {
     finish(status);
-    return reactor;
+    return;
   }
   d->explain = true;
   d->seed = NewDecisionSeed();
@@ -293,18 +310,18 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
         ruleset::ContactFromJson(rs, contact_json, d->now);
     if (!contact.ok()) {
       finish(contact.status());
-      return reactor;
+      return;
     }
     d->contact = *std::move(contact);
     d->contact_id = d->contact.id;
     answer();
-    return reactor;
+    return;
   }
   absl::Time deadline = CallDeadline(context, runtime_.decision_budget);
   std::shared_ptr<Admission::Slot> slot;
   if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
     finish(s);
-    return reactor;
+    return;
   }
   auto admitted_answer = [answer, slot]() { answer(); };
   ResolveContact(
@@ -333,7 +350,6 @@ grpc::ServerUnaryReactor* DecisionServiceImpl::Simulate(
               answer();
             });
       });
-  return reactor;
 }
 
 }  // namespace tappa::server

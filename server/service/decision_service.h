@@ -1,4 +1,4 @@
-// tappa.v1.DecisionService over the callback API.
+// tappa.v1.DecisionService.
 //
 // NextBestAction awaits exactly one Redis round trip: the contact's hash and
 // its restraint record, pipelined. Policies and experiments are computed
@@ -16,30 +16,36 @@
 #ifndef TAPPA_SERVER_SERVICE_DECISION_SERVICE_H_
 #define TAPPA_SERVER_SERVICE_DECISION_SERVICE_H_
 
+#include "server/rpc/stream_call.h"
+#include "server/rpc/unary_call.h"
 #include "server/service/runtime.h"
 #include "tappa/v1/decision_service.grpc.pb.h"
 
 namespace tappa::server {
 
-class DecisionServiceImpl final
-    : public tappa::v1::DecisionService::CallbackService {
+class DecisionServiceImpl final {
  public:
   explicit DecisionServiceImpl(const Runtime& runtime) : runtime_(runtime) {}
 
-  grpc::ServerUnaryReactor* NextBestAction(
-      grpc::CallbackServerContext* context,
-      const tappa::v1::NextBestActionRequest* request,
-      tappa::v1::NextBestActionResponse* response) override;
+  // Register with the builder before BuildAndStart.
+  grpc::Service* grpc_service() { return &async_; }
+  // Arms every method on every queue (after BuildAndStart).
+  void Serve(rpc::CompletionQueues* queues);
 
-  grpc::ServerUnaryReactor* ReportOutcome(
-      grpc::CallbackServerContext* context,
-      const tappa::v1::ReportOutcomeRequest* request,
-      tappa::v1::ReportOutcomeResponse* response) override;
+  void NextBestAction(grpc::ServerContext* context,
+                      const tappa::v1::NextBestActionRequest* request,
+                      tappa::v1::NextBestActionResponse* response,
+                      rpc::UnaryReactor* reactor);
 
-  grpc::ServerUnaryReactor* Simulate(
-      grpc::CallbackServerContext* context,
-      const tappa::v1::SimulateRequest* request,
-      tappa::v1::SimulateResponse* response) override;
+  void ReportOutcome(grpc::ServerContext* context,
+                     const tappa::v1::ReportOutcomeRequest* request,
+                     tappa::v1::ReportOutcomeResponse* response,
+                     rpc::UnaryReactor* reactor);
+
+  void Simulate(grpc::ServerContext* context,
+                const tappa::v1::SimulateRequest* request,
+                tappa::v1::SimulateResponse* response,
+                rpc::UnaryReactor* reactor);
 
   // In decide_batch.cc: each request decided as NextBestAction (without
   // explanation) with its own --batch_decision_budget and Admission slot, at
@@ -47,11 +53,12 @@ class DecisionServiceImpl final
   // at the bound) and at most 64 decisions in progress over all streams,
   // responses in completion order; an invalid request gets an `error`
   // response and the stream goes on.
-  grpc::ServerBidiReactor<tappa::v1::DecideBatchRequest,
-                          tappa::v1::DecideBatchResponse>*
-  DecideBatch(grpc::CallbackServerContext* context) override;
+  rpc::BidiReactor<tappa::v1::DecideBatchRequest,
+                   tappa::v1::DecideBatchResponse>*
+  DecideBatch(grpc::ServerContext* context);
 
  private:
+  tappa::v1::DecisionService::AsyncService async_;
   Runtime runtime_;
 };
 

@@ -88,7 +88,7 @@ void Fill(const ServingRuleset* serving, const StreamDelivery& d,
 }
 
 class Subscription final
-    : public grpc::ServerWriteReactor<SubscribeFollowUpsResponse> {
+    : public rpc::WriteReactor<SubscribeFollowUpsResponse> {
  public:
   Subscription(const Runtime& runtime, FollowUpStore* store, std::string group,
                std::string consumer, absl::Duration visibility)
@@ -186,12 +186,26 @@ class Subscription final
 
 }  // namespace
 
-grpc::ServerWriteReactor<SubscribeFollowUpsResponse>*
+void FollowUpServiceImpl::Serve(rpc::CompletionQueues* queues) {
+  using Async = tappa::v1::FollowUpService::AsyncService;
+  rpc::ServeUnary(queues, &async_, &Async::RequestAckFollowUp,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    AckFollowUp(context, request, response, reactor);
+                  });
+  rpc::ServeServerStream(
+      queues, &async_, &Async::RequestSubscribeFollowUps,
+      [this](grpc::ServerContext* context,
+             const tappa::v1::SubscribeFollowUpsRequest* request) {
+        return SubscribeFollowUps(context, request);
+      });
+}
+
+rpc::WriteReactor<SubscribeFollowUpsResponse>*
 FollowUpServiceImpl::SubscribeFollowUps(
-    grpc::CallbackServerContext* context,
+    grpc::ServerContext* context,
     const tappa::v1::SubscribeFollowUpsRequest* request) {
-  using Refusal =
-      RefusedStream<grpc::ServerWriteReactor<SubscribeFollowUpsResponse>>;
+  using Refusal = RefusedStream<rpc::WriteReactor<SubscribeFollowUpsResponse>>;
   if (absl::StatusOr<std::string> caller =
           AuthorizeCall(runtime_, *context, Scope::kFollowUps);
       !caller.ok()) {
@@ -210,16 +224,14 @@ FollowUpServiceImpl::SubscribeFollowUps(
                           absl::Seconds(seconds == 0 ? 60 : seconds));
 }
 
-grpc::ServerUnaryReactor* FollowUpServiceImpl::AckFollowUp(
-    grpc::CallbackServerContext* context,
-    const tappa::v1::AckFollowUpRequest* request,
-    tappa::v1::AckFollowUpResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+void FollowUpServiceImpl::AckFollowUp(
+    grpc::ServerContext* context, const tappa::v1::AckFollowUpRequest* request,
+    tappa::v1::AckFollowUpResponse* response, rpc::UnaryReactor* reactor) {
   if (absl::StatusOr<std::string> caller =
           AuthorizeCall(runtime_, *context, Scope::kFollowUps);
       !caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
+    return;
   }
   absl::Status status = ValidateName("group", request->group());
   std::vector<std::pair<int, std::string>> entries;
@@ -242,7 +254,7 @@ grpc::ServerUnaryReactor* FollowUpServiceImpl::AckFollowUp(
   }
   if (!status.ok()) {
     reactor->Finish(ToGrpcStatus(status));
-    return reactor;
+    return;
   }
   Metrics* metrics = runtime_.metrics;
   store_->Ack(request->group(), entries,
@@ -254,7 +266,6 @@ grpc::ServerUnaryReactor* FollowUpServiceImpl::AckFollowUp(
                 }
                 reactor->Finish(ToGrpcStatus(n.status()));
               });
-  return reactor;
 }
 
 }  // namespace tappa::server

@@ -12,30 +12,36 @@
 #ifndef TAPPA_SERVER_SERVICE_FOLLOWUP_SERVICE_H_
 #define TAPPA_SERVER_SERVICE_FOLLOWUP_SERVICE_H_
 
+#include "server/rpc/stream_call.h"
+#include "server/rpc/unary_call.h"
 #include "server/service/runtime.h"
 #include "server/store/followup_store.h"
 #include "tappa/v1/followup_service.grpc.pb.h"
 
 namespace tappa::server {
 
-class FollowUpServiceImpl final
-    : public tappa::v1::FollowUpService::CallbackService {
+class FollowUpServiceImpl final {
  public:
   // `store` must outlive the service.
   FollowUpServiceImpl(const Runtime& runtime, FollowUpStore* store)
       : runtime_(runtime), store_(store) {}
 
-  grpc::ServerWriteReactor<tappa::v1::SubscribeFollowUpsResponse>*
-  SubscribeFollowUps(
-      grpc::CallbackServerContext* context,
-      const tappa::v1::SubscribeFollowUpsRequest* request) override;
+  // Register with the builder before BuildAndStart.
+  grpc::Service* grpc_service() { return &async_; }
+  // Arms every method on every queue (after BuildAndStart).
+  void Serve(rpc::CompletionQueues* queues);
 
-  grpc::ServerUnaryReactor* AckFollowUp(
-      grpc::CallbackServerContext* context,
-      const tappa::v1::AckFollowUpRequest* request,
-      tappa::v1::AckFollowUpResponse* response) override;
+  rpc::WriteReactor<tappa::v1::SubscribeFollowUpsResponse>* SubscribeFollowUps(
+      grpc::ServerContext* context,
+      const tappa::v1::SubscribeFollowUpsRequest* request);
+
+  void AckFollowUp(grpc::ServerContext* context,
+                   const tappa::v1::AckFollowUpRequest* request,
+                   tappa::v1::AckFollowUpResponse* response,
+                   rpc::UnaryReactor* reactor);
 
  private:
+  tappa::v1::FollowUpService::AsyncService async_;
   Runtime runtime_;
   FollowUpStore* store_;
 };

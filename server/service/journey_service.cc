@@ -22,9 +22,8 @@ using tappa::v1::Contact;
 // is well formed, a ruleset is loaded (`*serving`). Yields the key's name.
 template <typename Request>
 absl::StatusOr<std::string> StartContactCall(
-    const Runtime& runtime, const grpc::CallbackServerContext& context,
-    Scope scope, const Request& request,
-    std::shared_ptr<const ServingRuleset>* serving) {
+    const Runtime& runtime, const grpc::ServerContext& context, Scope scope,
+    const Request& request, std::shared_ptr<const ServingRuleset>* serving) {
   absl::StatusOr<std::string> caller = AuthorizeCall(runtime, context, scope);
   if (!caller.ok()) return caller;
   if (std::string error = api::DecodeError(request); !error.empty()) {
@@ -42,8 +41,8 @@ absl::StatusOr<std::string> StartContactCall(
 }
 
 // Finishes a unary call and records it.
-void FinishCall(grpc::ServerUnaryReactor* reactor, Metrics* metrics,
-                Method method, absl::Time start, const absl::Status& status) {
+void FinishCall(rpc::UnaryReactor* reactor, Metrics* metrics, Method method,
+                absl::Time start, const absl::Status& status) {
   metrics->RecordRequest(method, static_cast<int>(status.code()),
                          absl::Now() - start);
   reactor->Finish(ToGrpcStatus(status));
@@ -144,7 +143,7 @@ void FillContact(const ruleset::Ruleset& rs, const StoredContactView& view,
 // each link before the next), then finishes the call.
 struct JourneyServiceImpl::LinkCall {
   Runtime runtime;
-  grpc::ServerUnaryReactor* reactor = nullptr;
+  rpc::UnaryReactor* reactor = nullptr;
   tappa::v1::LinkIdentitiesResponse* response = nullptr;
   absl::Time start;
   absl::Time deadline;
@@ -360,29 +359,62 @@ void JourneyServiceImpl::TrackAndLink(
       });
 }
 
-grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
-    grpc::CallbackServerContext* context,
-    const tappa::v1::TrackEventRequest* request,
-    tappa::v1::TrackEventResponse* response) {
+void JourneyServiceImpl::Serve(rpc::CompletionQueues* queues) {
+  using Async = tappa::v1::JourneyService::AsyncService;
+  rpc::ServeUnary(queues, &async_, &Async::RequestTrackEvent,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    TrackEvent(context, request, response, reactor);
+                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestTrackEvents,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    TrackEvents(context, request, response, reactor);
+                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestGetContact,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    GetContact(context, request, response, reactor);
+                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestDeleteContact,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    DeleteContact(context, request, response, reactor);
+                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestExportContact,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    ExportContact(context, request, response, reactor);
+                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestLinkIdentities,
+                  [this](grpc::ServerContext* context, const auto* request,
+                         auto* response, rpc::UnaryReactor* reactor) {
+                    LinkIdentities(context, request, response, reactor);
+                  });
+}
+
+void JourneyServiceImpl::TrackEvent(grpc::ServerContext* context,
+                                    const tappa::v1::TrackEventRequest* request,
+                                    tappa::v1::TrackEventResponse* response,
+                                    rpc::UnaryReactor* reactor) {
   absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
   absl::StatusOr<std::string> caller =
       AuthorizeCall(runtime_, *context, Scope::kTrack);
   if (!caller.ok()) {
     FinishCall(reactor, metrics, Method::kTrackEvent, start, caller.status());
-    return reactor;
+    return;
   }
   if (std::string error = api::DecodeError(*request); !error.empty()) {
     FinishCall(reactor, metrics, Method::kTrackEvent, start,
                absl::InvalidArgumentError(error));
-    return reactor;
+    return;
   }
   absl::Time deadline = CallDeadline(context, runtime_.write_budget);
   std::shared_ptr<Admission::Slot> slot;
   if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
     FinishCall(reactor, metrics, Method::kTrackEvent, start, s);
-    return reactor;
+    return;
   }
   TrackAndLink(*request, deadline, *caller,
                [reactor, response, metrics, start,
@@ -391,26 +423,23 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvent(
                  FinishCall(reactor, metrics, Method::kTrackEvent, start,
                             result.status());
                });
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
-    grpc::CallbackServerContext* context,
-    const tappa::v1::TrackEventsRequest* request,
-    tappa::v1::TrackEventsResponse* response) {
+void JourneyServiceImpl::TrackEvents(
+    grpc::ServerContext* context, const tappa::v1::TrackEventsRequest* request,
+    tappa::v1::TrackEventsResponse* response, rpc::UnaryReactor* reactor) {
   absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<std::string> caller =
       AuthorizeCall(runtime_, *context, Scope::kTrack);
   if (!caller.ok()) {
     FinishCall(reactor, runtime_.metrics, Method::kTrackEvents, start,
                caller.status());
-    return reactor;
+    return;
   }
   if (std::string error = api::DecodeError(*request); !error.empty()) {
     FinishCall(reactor, runtime_.metrics, Method::kTrackEvents, start,
                absl::InvalidArgumentError(error));
-    return reactor;
+    return;
   }
   int n = request->requests_size();
   if (n < 1 || n > kMaxBatch) {
@@ -418,7 +447,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
         reactor, runtime_.metrics, Method::kTrackEvents, start,
         absl::InvalidArgumentError(absl::StrCat(
             "requests: a batch holds 1-", kMaxBatch, " events, not ", n)));
-    return reactor;
+    return;
   }
   // Results are written in place, each by its own event's callback.
   for (int i = 0; i < n; ++i) response->add_results();
@@ -429,7 +458,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
   if (absl::Status s = Admit(runtime_, deadline, &admitted); !s.ok()) {
     response->clear_results();
     FinishCall(reactor, metrics, Method::kTrackEvents, start, s);
-    return reactor;
+    return;
   }
   for (int i = 0; i < n; ++i) {
     tappa::v1::TrackEventResult* slot = response->mutable_results(i);
@@ -457,7 +486,6 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::TrackEvents(
           }
         });
   }
-  return reactor;
 }
 
 void JourneyServiceImpl::ReadFollowingMerges(
@@ -492,41 +520,40 @@ void JourneyServiceImpl::FollowMerges(
       });
 }
 
-grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
-    grpc::CallbackServerContext* context,
-    const tappa::v1::GetContactRequest* request,
-    tappa::v1::GetContactResponse* response) {
+void JourneyServiceImpl::GetContact(grpc::ServerContext* context,
+                                    const tappa::v1::GetContactRequest* request,
+                                    tappa::v1::GetContactResponse* response,
+                                    rpc::UnaryReactor* reactor) {
   absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
   absl::StatusOr<std::string> caller =
       AuthorizeCall(runtime_, *context, Scope::kReadContact);
   if (!caller.ok()) {
     FinishCall(reactor, metrics, Method::kGetContact, start, caller.status());
-    return reactor;
+    return;
   }
   if (std::string error = api::DecodeError(*request); !error.empty()) {
     FinishCall(reactor, metrics, Method::kGetContact, start,
                absl::InvalidArgumentError(error));
-    return reactor;
+    return;
   }
   if (absl::Status s = ValidateId("contact_id", request->contact_id());
       !s.ok()) {
     FinishCall(reactor, metrics, Method::kGetContact, start, s);
-    return reactor;
+    return;
   }
   std::shared_ptr<const ServingRuleset> serving = runtime_.rulesets->Get();
   if (serving == nullptr) {
     FinishCall(reactor, metrics, Method::kGetContact, start,
                absl::UnavailableError("no ruleset is loaded"));
-    return reactor;
+    return;
   }
   absl::Time now = runtime_.clock->Now();
   absl::Time deadline = CallDeadline(context, runtime_.write_budget);
   std::shared_ptr<Admission::Slot> slot;
   if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
     FinishCall(reactor, metrics, Method::kGetContact, start, s);
-    return reactor;
+    return;
   }
   // No resolving round trip: the reads follow a linked alias's redirect.
   auto read_contact = [this, serving, reactor, response, metrics, start, slot,
@@ -570,39 +597,37 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::GetContact(
   };
   read_contact(ContactToRead(runtime_, "contact_id", request->contact_id(),
                              serving->ruleset.get()));
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
-    grpc::CallbackServerContext* context,
+void JourneyServiceImpl::DeleteContact(
+    grpc::ServerContext* context,
     const tappa::v1::DeleteContactRequest* request,
-    tappa::v1::DeleteContactResponse* response) {
+    tappa::v1::DeleteContactResponse* response, rpc::UnaryReactor* reactor) {
   absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
   absl::StatusOr<std::string> caller =
       AuthorizeCall(runtime_, *context, Scope::kErase);
   if (!caller.ok()) {
     FinishCall(reactor, metrics, Method::kDeleteContact, start,
                caller.status());
-    return reactor;
+    return;
   }
   if (std::string error = api::DecodeError(*request); !error.empty()) {
     FinishCall(reactor, metrics, Method::kDeleteContact, start,
                absl::InvalidArgumentError(error));
-    return reactor;
+    return;
   }
   if (absl::Status s = ValidateId("contact_id", request->contact_id());
       !s.ok()) {
     FinishCall(reactor, metrics, Method::kDeleteContact, start, s);
-    return reactor;
+    return;
   }
   absl::Time now = runtime_.clock->Now();
   absl::Time deadline = CallDeadline(context, runtime_.write_budget);
   std::shared_ptr<Admission::Slot> slot;
   if (absl::Status s = Admit(runtime_, deadline, &slot); !s.ok()) {
     FinishCall(reactor, metrics, Method::kDeleteContact, start, s);
-    return reactor;
+    return;
   }
   auto finish = std::make_shared<
       absl::AnyInvocable<void(const std::string&, absl::StatusOr<bool>)>>(
@@ -653,15 +678,13 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::DeleteContact(
                   });
             });
       });
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* JourneyServiceImpl::ExportContact(
-    grpc::CallbackServerContext* context,
+void JourneyServiceImpl::ExportContact(
+    grpc::ServerContext* context,
     const tappa::v1::ExportContactRequest* request,
-    tappa::v1::ExportContactResponse* response) {
+    tappa::v1::ExportContactResponse* response, rpc::UnaryReactor* reactor) {
   absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
   std::shared_ptr<const ServingRuleset> serving;
   absl::StatusOr<std::string> caller = StartContactCall(
@@ -672,7 +695,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::ExportContact(
   if (status.ok()) status = Admit(runtime_, deadline, &slot);
   if (!status.ok()) {
     FinishCall(reactor, metrics, Method::kExportContact, start, status);
-    return reactor;
+    return;
   }
   absl::Time now = runtime_.clock->Now();
   auto finish = std::make_shared<
@@ -755,15 +778,13 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::ExportContact(
   };
   read_contact(ContactToRead(runtime_, "contact_id", request->contact_id(),
                              serving->ruleset.get()));
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* JourneyServiceImpl::LinkIdentities(
-    grpc::CallbackServerContext* context,
+void JourneyServiceImpl::LinkIdentities(
+    grpc::ServerContext* context,
     const tappa::v1::LinkIdentitiesRequest* request,
-    tappa::v1::LinkIdentitiesResponse* response) {
+    tappa::v1::LinkIdentitiesResponse* response, rpc::UnaryReactor* reactor) {
   absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Metrics* metrics = runtime_.metrics;
   std::shared_ptr<const ServingRuleset> serving;
   absl::StatusOr<std::string> caller =
@@ -790,7 +811,7 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::LinkIdentities(
   if (status.ok()) status = Admit(runtime_, deadline, &slot);
   if (!status.ok()) {
     FinishCall(reactor, metrics, Method::kLinkIdentities, start, status);
-    return reactor;
+    return;
   }
   auto call = std::make_shared<LinkCall>();
   call->runtime = runtime_;
@@ -814,7 +835,6 @@ grpc::ServerUnaryReactor* JourneyServiceImpl::LinkIdentities(
                    call->response->set_contact_id(call->contact);
                    LinkCall::Step(std::move(call));
                  });
-  return reactor;
 }
 
 }  // namespace tappa::server

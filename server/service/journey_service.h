@@ -1,8 +1,9 @@
-// tappa.v1.JourneyService over the callback API: no handler thread ever
-// waits on Redis; replies complete the calls from the Redis loop.
+// tappa.v1.JourneyService: no handler thread ever waits on Redis; replies
+// complete the calls from the Redis loop.
 #ifndef TAPPA_SERVER_SERVICE_JOURNEY_SERVICE_H_
 #define TAPPA_SERVER_SERVICE_JOURNEY_SERVICE_H_
 
+#include "server/rpc/unary_call.h"
 #include "server/service/event_processor.h"
 #include "server/service/runtime.h"
 #include "tappa/v1/journey_service.grpc.pb.h"
@@ -12,36 +13,40 @@ namespace tappa::server {
 // Identities one LinkIdentities call may link.
 inline constexpr int kMaxLinkIdentities = 20;
 
-class JourneyServiceImpl final
-    : public tappa::v1::JourneyService::CallbackService {
+class JourneyServiceImpl final {
  public:
   explicit JourneyServiceImpl(const Runtime& runtime)
       : runtime_(runtime), events_(runtime) {}
 
-  grpc::ServerUnaryReactor* TrackEvent(
-      grpc::CallbackServerContext* context,
-      const tappa::v1::TrackEventRequest* request,
-      tappa::v1::TrackEventResponse* response) override;
-  grpc::ServerUnaryReactor* TrackEvents(
-      grpc::CallbackServerContext* context,
-      const tappa::v1::TrackEventsRequest* request,
-      tappa::v1::TrackEventsResponse* response) override;
-  grpc::ServerUnaryReactor* GetContact(
-      grpc::CallbackServerContext* context,
-      const tappa::v1::GetContactRequest* request,
-      tappa::v1::GetContactResponse* response) override;
-  grpc::ServerUnaryReactor* DeleteContact(
-      grpc::CallbackServerContext* context,
-      const tappa::v1::DeleteContactRequest* request,
-      tappa::v1::DeleteContactResponse* response) override;
-  grpc::ServerUnaryReactor* ExportContact(
-      grpc::CallbackServerContext* context,
-      const tappa::v1::ExportContactRequest* request,
-      tappa::v1::ExportContactResponse* response) override;
-  grpc::ServerUnaryReactor* LinkIdentities(
-      grpc::CallbackServerContext* context,
-      const tappa::v1::LinkIdentitiesRequest* request,
-      tappa::v1::LinkIdentitiesResponse* response) override;
+  // Register with the builder before BuildAndStart.
+  grpc::Service* grpc_service() { return &async_; }
+  // Arms every method on every queue (after BuildAndStart).
+  void Serve(rpc::CompletionQueues* queues);
+
+  void TrackEvent(grpc::ServerContext* context,
+                  const tappa::v1::TrackEventRequest* request,
+                  tappa::v1::TrackEventResponse* response,
+                  rpc::UnaryReactor* reactor);
+  void TrackEvents(grpc::ServerContext* context,
+                   const tappa::v1::TrackEventsRequest* request,
+                   tappa::v1::TrackEventsResponse* response,
+                   rpc::UnaryReactor* reactor);
+  void GetContact(grpc::ServerContext* context,
+                  const tappa::v1::GetContactRequest* request,
+                  tappa::v1::GetContactResponse* response,
+                  rpc::UnaryReactor* reactor);
+  void DeleteContact(grpc::ServerContext* context,
+                     const tappa::v1::DeleteContactRequest* request,
+                     tappa::v1::DeleteContactResponse* response,
+                     rpc::UnaryReactor* reactor);
+  void ExportContact(grpc::ServerContext* context,
+                     const tappa::v1::ExportContactRequest* request,
+                     tappa::v1::ExportContactResponse* response,
+                     rpc::UnaryReactor* reactor);
+  void LinkIdentities(grpc::ServerContext* context,
+                      const tappa::v1::LinkIdentitiesRequest* request,
+                      tappa::v1::LinkIdentitiesResponse* response,
+                      rpc::UnaryReactor* reactor);
 
  private:
   struct LinkCall;
@@ -68,6 +73,7 @@ class JourneyServiceImpl final
   void FollowMerges(std::string id, absl::Time deadline, int hops,
                     absl::AnyInvocable<void(absl::StatusOr<std::string>)> done);
 
+  tappa::v1::JourneyService::AsyncService async_;
   Runtime runtime_;
   EventProcessor events_;
 };

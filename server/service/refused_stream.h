@@ -9,7 +9,7 @@
 
 namespace tappa::server {
 
-// `Reactor` is a grpc::ServerWriteReactor<...> or ServerBidiReactor<...>.
+// `Reactor` is a rpc::WriteReactor<...> or rpc::BidiReactor<...>.
 template <typename Reactor>
 class RefusedStream final : public Reactor {
  public:

@@ -34,7 +34,7 @@ inline absl::Time ProtoToTime(const google::protobuf::Timestamp& ts) {
 // the real time now plus `budget` (gRPC reports "no deadline" as a time in
 // the far future). Deadlines are always real time, whatever the server's
 // clock says (a test clock may run fast).
-inline absl::Time CallDeadline(const grpc::CallbackServerContext* context,
+inline absl::Time CallDeadline(const grpc::ServerContextBase* context,
                                absl::Duration budget) {
   auto deadline = context->deadline();
   if (deadline >=

@@ -1,0 +1,142 @@
+#include "server/rpc/health_service.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "server/rpc/stream_call.h"
+#include "server/rpc/unary_call.h"
+
+namespace tappa::rpc {
+
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+// One Watch call: writes the latest status whenever it differs from the
+// last one written, one write at a time.
+class HealthService::Watcher final : public WriteReactor<HealthCheckResponse> {
+ public:
+  Watcher(HealthService* health, std::string service)
+      : health_(health), service_(std::move(service)) {}
+
+  // Under health_->mu_.
+  void Notify(Status status) {
+    absl::MutexLock lock(&mu_);
+    latest_ = status;
+    WriteIfDue();
+  }
+  void End() {
+    absl::MutexLock lock(&mu_);
+    ending_ = true;
+    WriteIfDue();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) ending_ = true;  // the client is gone
+    WriteIfDue();
+  }
+  void OnCancel() override { End(); }
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&health_->mu_);
+      auto& all = health_->watchers_;
+      all.erase(std::remove(all.begin(), all.end(), this), all.end());
+    }
+    delete this;
+  }
+
+ private:
+  void WriteIfDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_) return;
+    if (ending_) {
+      finished_ = true;
+      Finish(grpc::Status::OK);
+      return;
+    }
+    if (written_.has_value() && *written_ == latest_) return;
+    written_ = latest_;
+    response_.set_status(latest_);
+    writing_ = true;
+    StartWrite(&response_);
+  }
+
+  HealthService* const health_;
+  const std::string service_;
+  absl::Mutex mu_;
+  Status latest_ ABSL_GUARDED_BY(mu_) = HealthCheckResponse::UNKNOWN;
+  std::optional<Status> written_ ABSL_GUARDED_BY(mu_);
+  HealthCheckResponse response_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool ending_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+
+  friend class HealthService;
+};
+
+HealthService::Status HealthService::StatusOf(
+    const std::string& service) const {
+  auto it = statuses_.find(service);
+  return it == statuses_.end() ? HealthCheckResponse::SERVICE_UNKNOWN
+                               : it->second;
+}
+
+void HealthService::Serve(CompletionQueues* queues) {
+  using Async = grpc::health::v1::Health::AsyncService;
+  ServeUnary(queues, &async_, &Async::RequestCheck,
+             [this](grpc::ServerContext*, const HealthCheckRequest* request,
+                    HealthCheckResponse* response, UnaryReactor* reactor) {
+               Status status;
+               {
+                 absl::MutexLock lock(&mu_);
+                 status = StatusOf(request->service());
+               }
+               if (status == HealthCheckResponse::SERVICE_UNKNOWN) {
+                 reactor->Finish(
+                     grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                  "unknown service: " + request->service()));
+                 return;
+               }
+               response->set_status(status);
+               reactor->Finish(grpc::Status::OK);
+             });
+  ServeServerStream(
+      queues, &async_, &Async::RequestWatch,
+      [this](grpc::ServerContext*, const HealthCheckRequest* request)
+          -> WriteReactor<HealthCheckResponse>* {
+        auto* watcher = new Watcher(this, request->service());
+        absl::MutexLock lock(&mu_);
+        if (shut_down_) {
+          watcher->End();
+        } else {
+          watchers_.push_back(watcher);
+          watcher->Notify(StatusOf(request->service()));
+        }
+        return watcher;
+      });
+}
+
+void HealthService::SetServingStatus(const std::string& service, bool serving) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return;
+  Status status =
+      serving ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING;
+  statuses_[service] = status;
+  for (Watcher* watcher : watchers_) {
+    if (watcher->service_ == service) watcher->Notify(status);
+  }
+}
+
+void HealthService::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shut_down_ = true;
+  for (auto& [service, status] : statuses_) {
+    status = HealthCheckResponse::NOT_SERVING;
+  }
+  for (Watcher* watcher : watchers_) {
+    watcher->Notify(StatusOf(watcher->service_));
+    watcher->End();
+  }
+}
+
+}  // namespace tappa::rpc
