@@ -12,29 +12,42 @@ using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
 // One Watch call: writes the latest status whenever it differs from the
-// last one written, one write at a time.
+// last one written, one write at a time. Decisions are taken under the
+// watcher's mutex, operations issued outside it: Finish's completion may
+// delete the watcher at once.
 class HealthService::Watcher final : public WriteReactor<HealthCheckResponse> {
  public:
   Watcher(HealthService* health, std::string service)
       : health_(health), service_(std::move(service)) {}
 
-  // Under health_->mu_.
   void Notify(Status status) {
-    absl::MutexLock lock(&mu_);
-    latest_ = status;
-    WriteIfDue();
+    Next next;
+    {
+      absl::MutexLock lock(&mu_);
+      latest_ = status;
+      next = TakeNext();
+    }
+    Issue(next);
   }
   void End() {
-    absl::MutexLock lock(&mu_);
-    ending_ = true;
-    WriteIfDue();
+    Next next;
+    {
+      absl::MutexLock lock(&mu_);
+      ending_ = true;
+      next = TakeNext();
+    }
+    Issue(next);
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) ending_ = true;  // the client is gone
-    WriteIfDue();
+    Next next;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) gone_ = ending_ = true;
+      next = TakeNext();
+    }
+    Issue(next);
   }
   void OnCancel() override { End(); }
   void OnDone() override {
@@ -46,19 +59,30 @@ class HealthService::Watcher final : public WriteReactor<HealthCheckResponse> {
     delete this;
   }
 
+  const std::string& service() const { return service_; }
+
  private:
-  void WriteIfDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finished_) return;
-    if (ending_) {
+  enum class Next { kNothing, kWrite, kFinish };
+
+  Next TakeNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_) return Next::kNothing;
+    const bool current = written_.has_value() && *written_ == latest_;
+    // The last status goes out before the end, unless the client is gone.
+    if (ending_ && (current || gone_)) {
       finished_ = true;
-      Finish(grpc::Status::OK);
-      return;
+      return Next::kFinish;
     }
-    if (written_.has_value() && *written_ == latest_) return;
+    if (current) return Next::kNothing;
     written_ = latest_;
     response_.set_status(latest_);
     writing_ = true;
-    StartWrite(&response_);
+    return Next::kWrite;
+  }
+
+  // `response_` is only changed by TakeNext while no write is outstanding.
+  void Issue(Next next) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (next == Next::kWrite) StartWrite(&response_);
+    if (next == Next::kFinish) Finish(grpc::Status::OK);  // may delete this
   }
 
   HealthService* const health_;
@@ -69,9 +93,8 @@ class HealthService::Watcher final : public WriteReactor<HealthCheckResponse> {
   HealthCheckResponse response_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
+  bool gone_ ABSL_GUARDED_BY(mu_) = false;  // a write failed: no client
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-
-  friend class HealthService;
 };
 
 HealthService::Status HealthService::StatusOf(
@@ -123,7 +146,7 @@ void HealthService::SetServingStatus(const std::string& service, bool serving) {
       serving ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING;
   statuses_[service] = status;
   for (Watcher* watcher : watchers_) {
-    if (watcher->service_ == service) watcher->Notify(status);
+    if (watcher->service() == service) watcher->Notify(status);
   }
 }
 
@@ -134,7 +157,7 @@ void HealthService::Shutdown() {
     status = HealthCheckResponse::NOT_SERVING;
   }
   for (Watcher* watcher : watchers_) {
-    watcher->Notify(StatusOf(watcher->service_));
+    watcher->Notify(StatusOf(watcher->service()));
     watcher->End();
   }
 }

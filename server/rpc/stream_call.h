@@ -20,6 +20,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <type_traits>
@@ -60,28 +61,20 @@ class StreamReactor {
   void StartRead(Request* request) {
     static_assert(!std::is_same_v<Request, NoReads>,
                   "a server-streaming call has no reads");
-    absl::MutexLock lock(&mu_);
-    if (ops_ == nullptr) {
-      read_before_bind_ = request;
-    } else {
-      ops_->Read(request);
+    if (auto* ops = BoundOrKeep([&] { read_before_bind_ = request; })) {
+      ops->Read(request);
     }
   }
   // `response` must stay valid until OnWriteDone.
   void StartWrite(const Response* response) {
-    absl::MutexLock lock(&mu_);
-    if (ops_ == nullptr) {
-      write_before_bind_ = response;
-    } else {
-      ops_->Write(response);
+    if (auto* ops = BoundOrKeep([&] { write_before_bind_ = response; })) {
+      ops->Write(response);
     }
   }
+  // The reactor may be deleted (OnDone) before this returns.
   void Finish(grpc::Status status) {
-    absl::MutexLock lock(&mu_);
-    if (ops_ == nullptr) {
-      finish_before_bind_ = std::move(status);
-    } else {
-      ops_->Finish(std::move(status));
+    if (auto* ops = BoundOrKeep([&] { finish_before_bind_ = status; })) {
+      ops->Finish(std::move(status));
     }
   }
 
@@ -93,18 +86,39 @@ class StreamReactor {
   // Called once by the serving code when the factory has returned the
   // reactor: issues what was started before.
   void Bind(internal::StreamOps<Request, Response>* ops) {
-    absl::MutexLock lock(&mu_);
-    ops_ = ops;
-    if (read_before_bind_ != nullptr) ops_->Read(read_before_bind_);
-    if (write_before_bind_ != nullptr) ops_->Write(write_before_bind_);
-    if (finish_before_bind_.has_value()) {
-      ops_->Finish(std::move(*finish_before_bind_));
+    Request* read;
+    const Response* write;
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      read = read_before_bind_;
+      write = write_before_bind_;
+      finish = std::move(finish_before_bind_);
+      ops_.store(ops, std::memory_order_release);
     }
+    // Outside the lock: an operation's completion may end the call (OnDone
+    // deletes the reactor) on a queue thread as soon as it is issued. The
+    // call holds itself open until Bind returns.
+    if (read != nullptr) ops->Read(read);
+    if (write != nullptr) ops->Write(write);
+    if (finish.has_value()) ops->Finish(std::move(*finish));
   }
 
  private:
-  absl::Mutex mu_;
-  internal::StreamOps<Request, Response>* ops_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The call to issue an operation on, or null after `keep` recorded it for
+  // Bind. No lock is held while an operation is issued: its completion may
+  // delete the reactor at once.
+  template <typename Keep>
+  internal::StreamOps<Request, Response>* BoundOrKeep(Keep keep) {
+    if (auto* ops = ops_.load(std::memory_order_acquire)) return ops;
+    absl::MutexLock lock(&mu_);
+    if (auto* ops = ops_.load(std::memory_order_acquire)) return ops;
+    keep();
+    return nullptr;
+  }
+
+  absl::Mutex mu_;  // guards the operations kept before Bind
+  std::atomic<internal::StreamOps<Request, Response>*> ops_{nullptr};
   Request* read_before_bind_ ABSL_GUARDED_BY(mu_) = nullptr;
   const Response* write_before_bind_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::optional<grpc::Status> finish_before_bind_ ABSL_GUARDED_BY(mu_);
@@ -214,7 +228,9 @@ class StreamMethod final : public ServedMethod {
       method_->open_calls_->Add();
       {
         absl::MutexLock lock(&mu_);
-        pending_ = 1;  // `done_`, due when the call ends
+        // `done_`, due when the call ends, and the binding below: until
+        // Bind has issued what the reactor started, the call stays open.
+        pending_ = 2;
       }
       if constexpr (kBidi) {
         reactor_ = method_->factory_(&context_);
@@ -222,6 +238,7 @@ class StreamMethod final : public ServedMethod {
         reactor_ = method_->factory_(&context_, &request_);
       }
       reactor_->Bind(this);
+      End();
     }
     void ReadDone(bool ok) {
       reactor_->OnReadDone(ok);

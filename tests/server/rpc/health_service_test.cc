@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/rpc/completion_queues.h"
+#include "server/rpc/stream_call.h"
 #include "server/rpc/unary_call.h"
 
 namespace tappa::rpc {
@@ -201,6 +202,76 @@ TEST(CompletionQueuesTest, ShutdownWaitsForACallAnsweredLater) {
   client.join();
   EXPECT_TRUE(client_status.ok()) << client_status.error_message();
   EXPECT_EQ(client_response.status(), HealthCheckResponse::SERVING);
+}
+
+// A reactor that writes and finishes from a thread of its own (as Tappa's
+// follow-up subscriptions and DecideBatch do from the Redis loops), so the
+// completion that deletes it races with the call that issued Finish.
+class FinishesFromItsOwnThread final
+    : public WriteReactor<HealthCheckResponse> {
+ public:
+  explicit FinishesFromItsOwnThread(std::atomic<int>* done) : done_(done) {
+    response_.set_status(HealthCheckResponse::SERVING);
+    std::thread([this] {
+      StartWrite(&response_);
+      written_.WaitForNotification();
+      Finish(grpc::Status::OK);  // `this` may be gone right after
+    }).detach();
+  }
+  void OnWriteDone(bool) override { written_.Notify(); }
+  void OnDone() override {
+    ++*done_;
+    delete this;
+  }
+
+ private:
+  std::atomic<int>* const done_;
+  HealthCheckResponse response_;
+  absl::Notification written_;
+};
+
+TEST(StreamCallTest, StreamsFinishedFromOtherThreadsEndCleanly) {
+  Health::AsyncService service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  CompletionQueues queues(&builder, 2);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  std::atomic<int> done{0};
+  ServeServerStream(
+      &queues, &service, &Health::AsyncService::RequestWatch,
+      [&](grpc::ServerContext*,
+          const HealthCheckRequest*) -> WriteReactor<HealthCheckResponse>* {
+        return new FinishesFromItsOwnThread(&done);
+      });
+  queues.Start();
+  auto stub = Health::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  constexpr int kStreams = 500;
+  std::vector<std::thread> clients;
+  std::atomic<int> answered{0};
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < kStreams / 4; ++i) {
+        grpc::ClientContext context;
+        auto reader = stub->Watch(&context, HealthCheckRequest());
+        HealthCheckResponse response;
+        int reads = 0;
+        while (reader->Read(&response)) ++reads;
+        if (reader->Finish().ok() && reads == 1) ++answered;
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(answered.load(), kStreams);
+  EXPECT_TRUE(
+      queues.open_calls()->WaitUntilNone(absl::Now() + absl::Seconds(5)));
+  EXPECT_EQ(done.load(), kStreams);
+  server->Shutdown(std::chrono::system_clock::now());
+  EXPECT_EQ(queues.Shutdown(absl::Now() + absl::Seconds(5)), 0);
 }
 
 }  // namespace
