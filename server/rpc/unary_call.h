@@ -135,6 +135,24 @@ void ServeUnary(CompletionQueues* queues, Owner* owner,
       owner, request, std::move(handler), queues->open_calls()));
 }
 
+// The same with a member function of `impl` as the handler:
+//   ServeUnary(queues, &async_, &Async::RequestTrackEvent, this,
+//              &JourneyServiceImpl::TrackEvent);
+template <typename Owner, typename Service, typename Request, typename Response,
+          typename Impl>
+void ServeUnary(CompletionQueues* queues, Owner* owner,
+                UnaryRequestMethod<Service, Request, Response> request,
+                Impl* impl,
+                void (Impl::*handler)(grpc::ServerContext*, const Request*,
+                                      Response*, UnaryReactor*)) {
+  ServeUnary(
+      queues, owner, request,
+      [impl, handler](grpc::ServerContext* context, const Request* message,
+                      Response* response, UnaryReactor* reactor) {
+        (impl->*handler)(context, message, response, reactor);
+      });
+}
+
 }  // namespace tappa::rpc
 
 #endif  // TAPPA_SERVER_RPC_UNARY_CALL_H_

@@ -25,16 +25,10 @@ void Describe(const ServingRuleset& serving, const std::string& source,
 
 void AdminServiceImpl::Serve(rpc::CompletionQueues* queues) {
   using Async = tappa::v1::AdminService::AsyncService;
-  rpc::ServeUnary(queues, &async_, &Async::RequestReloadRuleset,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    ReloadRuleset(context, request, response, reactor);
-                  });
-  rpc::ServeUnary(queues, &async_, &Async::RequestGetRuleset,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    GetRuleset(context, request, response, reactor);
-                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestReloadRuleset, this,
+                  &AdminServiceImpl::ReloadRuleset);
+  rpc::ServeUnary(queues, &async_, &Async::RequestGetRuleset, this,
+                  &AdminServiceImpl::GetRuleset);
 }
 
 void AdminServiceImpl::ReloadRuleset(

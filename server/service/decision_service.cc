@@ -59,21 +59,12 @@ TokenRejection RejectionOf(const absl::Status& s) {
 
 void DecisionServiceImpl::Serve(rpc::CompletionQueues* queues) {
   using Async = tappa::v1::DecisionService::AsyncService;
-  rpc::ServeUnary(queues, &async_, &Async::RequestNextBestAction,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    NextBestAction(context, request, response, reactor);
-                  });
-  rpc::ServeUnary(queues, &async_, &Async::RequestReportOutcome,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    ReportOutcome(context, request, response, reactor);
-                  });
-  rpc::ServeUnary(queues, &async_, &Async::RequestSimulate,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    Simulate(context, request, response, reactor);
-                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestNextBestAction, this,
+                  &DecisionServiceImpl::NextBestAction);
+  rpc::ServeUnary(queues, &async_, &Async::RequestReportOutcome, this,
+                  &DecisionServiceImpl::ReportOutcome);
+  rpc::ServeUnary(queues, &async_, &Async::RequestSimulate, this,
+                  &DecisionServiceImpl::Simulate);
   rpc::ServeBidi(
       queues, &async_, &Async::RequestDecideBatch,
       [this](grpc::ServerContext* context) { return DecideBatch(context); });

@@ -188,11 +188,8 @@ class Subscription final
 
 void FollowUpServiceImpl::Serve(rpc::CompletionQueues* queues) {
   using Async = tappa::v1::FollowUpService::AsyncService;
-  rpc::ServeUnary(queues, &async_, &Async::RequestAckFollowUp,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    AckFollowUp(context, request, response, reactor);
-                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestAckFollowUp, this,
+                  &FollowUpServiceImpl::AckFollowUp);
   rpc::ServeServerStream(
       queues, &async_, &Async::RequestSubscribeFollowUps,
       [this](grpc::ServerContext* context,

@@ -361,36 +361,18 @@ void JourneyServiceImpl::TrackAndLink(
 
 void JourneyServiceImpl::Serve(rpc::CompletionQueues* queues) {
   using Async = tappa::v1::JourneyService::AsyncService;
-  rpc::ServeUnary(queues, &async_, &Async::RequestTrackEvent,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    TrackEvent(context, request, response, reactor);
-                  });
-  rpc::ServeUnary(queues, &async_, &Async::RequestTrackEvents,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    TrackEvents(context, request, response, reactor);
-                  });
-  rpc::ServeUnary(queues, &async_, &Async::RequestGetContact,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    GetContact(context, request, response, reactor);
-                  });
-  rpc::ServeUnary(queues, &async_, &Async::RequestDeleteContact,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    DeleteContact(context, request, response, reactor);
-                  });
-  rpc::ServeUnary(queues, &async_, &Async::RequestExportContact,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    ExportContact(context, request, response, reactor);
-                  });
-  rpc::ServeUnary(queues, &async_, &Async::RequestLinkIdentities,
-                  [this](grpc::ServerContext* context, const auto* request,
-                         auto* response, rpc::UnaryReactor* reactor) {
-                    LinkIdentities(context, request, response, reactor);
-                  });
+  rpc::ServeUnary(queues, &async_, &Async::RequestTrackEvent, this,
+                  &JourneyServiceImpl::TrackEvent);
+  rpc::ServeUnary(queues, &async_, &Async::RequestTrackEvents, this,
+                  &JourneyServiceImpl::TrackEvents);
+  rpc::ServeUnary(queues, &async_, &Async::RequestGetContact, this,
+                  &JourneyServiceImpl::GetContact);
+  rpc::ServeUnary(queues, &async_, &Async::RequestDeleteContact, this,
+                  &JourneyServiceImpl::DeleteContact);
+  rpc::ServeUnary(queues, &async_, &Async::RequestExportContact, this,
+                  &JourneyServiceImpl::ExportContact);
+  rpc::ServeUnary(queues, &async_, &Async::RequestLinkIdentities, this,
+                  &JourneyServiceImpl::LinkIdentities);
 }
 
 void JourneyServiceImpl::TrackEvent(grpc::ServerContext* context,

@@ -23,28 +23,45 @@ using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
-class HealthServiceTest : public ::testing::Test {
- protected:
-  void SetUp() override {
+// A gRPC server of one service on a free loopback port, its completion
+// queues, and a health stub on a channel to it. The test arms the methods
+// (Serve*) between construction and Start.
+struct ServerOf {
+  ServerOf(grpc::Service* service, int threads) {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port);
-    builder.RegisterService(health_.grpc_service());
-    queues_ = std::make_unique<CompletionQueues>(&builder, 2);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    health_.Serve(queues_.get());
-    queues_->Start();
-    stub_ = Health::NewStub(
+    builder.RegisterService(service);
+    queues = std::make_unique<CompletionQueues>(&builder, threads);
+    server = builder.BuildAndStart();
+    stub = Health::NewStub(
         grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                             grpc::InsecureChannelCredentials()));
+  }
+  // Stops the server; the number of calls still open afterwards.
+  int64_t Stop() {
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    return queues->Shutdown(absl::Now() + absl::Seconds(5));
+  }
+
+  std::unique_ptr<CompletionQueues> queues;
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<Health::Stub> stub;
+};
+
+class HealthServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(served_.server, nullptr);
+    health_.Serve(served_.queues.get());
+    served_.queues->Start();
   }
 
   void TearDown() override {
     health_.Shutdown();
-    server_->Shutdown(std::chrono::system_clock::now());
-    EXPECT_EQ(queues_->Shutdown(absl::Now() + absl::Seconds(5)), 0);
+    EXPECT_EQ(served_.Stop(), 0);
   }
 
   grpc::Status Check(const std::string& service, HealthCheckResponse* out) {
@@ -53,18 +70,17 @@ class HealthServiceTest : public ::testing::Test {
                          std::chrono::seconds(5));
     HealthCheckRequest request;
     request.set_service(service);
-    return stub_->Check(&context, request, out);
+    return served_.stub->Check(&context, request, out);
   }
 
   // Waits (up to 5 s) for no call to be open on the server.
   bool NoCallOpen() {
-    return queues_->open_calls()->WaitUntilNone(absl::Now() + absl::Seconds(5));
+    return served_.queues->open_calls()->WaitUntilNone(absl::Now() +
+                                                       absl::Seconds(5));
   }
 
   HealthService health_;
-  std::unique_ptr<CompletionQueues> queues_;
-  std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<Health::Stub> stub_;
+  ServerOf served_{health_.grpc_service(), 2};
 };
 
 TEST_F(HealthServiceTest, CheckAnswersTheStatusSetAndNotFoundForOthers) {
@@ -105,7 +121,7 @@ TEST_F(HealthServiceTest, WatchStreamsEveryChangeUntilShutdown) {
   health_.SetServingStatus("", true);
   grpc::ClientContext context;
   HealthCheckRequest request;
-  auto reader = stub_->Watch(&context, request);
+  auto reader = served_.stub->Watch(&context, request);
   HealthCheckResponse response;
   ASSERT_TRUE(reader->Read(&response));
   EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
@@ -128,7 +144,7 @@ TEST_F(HealthServiceTest, WatchOfAnUnknownServiceSaysSoAndFollowsIt) {
   grpc::ClientContext context;
   HealthCheckRequest request;
   request.set_service("later.Service");
-  auto reader = stub_->Watch(&context, request);
+  auto reader = served_.stub->Watch(&context, request);
   HealthCheckResponse response;
   ASSERT_TRUE(reader->Read(&response));
   EXPECT_EQ(response.status(), HealthCheckResponse::SERVICE_UNKNOWN);
@@ -144,7 +160,7 @@ TEST_F(HealthServiceTest, ACancelledWatchEndsOnTheServer) {
   health_.SetServingStatus("", true);
   for (int i = 0; i < 20; ++i) {
     grpc::ClientContext context;
-    auto reader = stub_->Watch(&context, HealthCheckRequest());
+    auto reader = served_.stub->Watch(&context, HealthCheckRequest());
     HealthCheckResponse response;
     ASSERT_TRUE(reader->Read(&response));
     context.TryCancel();
@@ -157,28 +173,20 @@ TEST_F(HealthServiceTest, ACancelledWatchEndsOnTheServer) {
 // A handler may answer later from another thread; shutdown waits for it.
 TEST(CompletionQueuesTest, ShutdownWaitsForACallAnsweredLater) {
   Health::AsyncService service;
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  builder.RegisterService(&service);
-  CompletionQueues queues(&builder, 1);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
+  ServerOf served(&service, 1);
+  ASSERT_NE(served.server, nullptr);
   absl::Notification arrived;
   UnaryReactor* held = nullptr;
   HealthCheckResponse* held_response = nullptr;
-  ServeUnary(&queues, &service, &Health::AsyncService::RequestCheck,
+  ServeUnary(served.queues.get(), &service, &Health::AsyncService::RequestCheck,
              [&](grpc::ServerContext*, const HealthCheckRequest*,
                  HealthCheckResponse* response, UnaryReactor* reactor) {
                held = reactor;
                held_response = response;
                arrived.Notify();
              });
-  queues.Start();
+  served.queues->Start();
 
-  auto stub = Health::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
   grpc::Status client_status;
   HealthCheckResponse client_response;
   std::thread client([&] {
@@ -186,18 +194,17 @@ TEST(CompletionQueuesTest, ShutdownWaitsForACallAnsweredLater) {
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::seconds(10));
     client_status =
-        stub->Check(&context, HealthCheckRequest(), &client_response);
+        served.stub->Check(&context, HealthCheckRequest(), &client_response);
   });
   ASSERT_TRUE(arrived.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  EXPECT_EQ(queues.open_calls()->open(), 1);
+  EXPECT_EQ(served.queues->open_calls()->open(), 1);
 
   std::thread answerer([&] {
     absl::SleepFor(absl::Milliseconds(300));
     held_response->set_status(HealthCheckResponse::SERVING);
     held->Finish(grpc::Status::OK);
   });
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  EXPECT_EQ(queues.Shutdown(absl::Now() + absl::Seconds(5)), 0);
+  EXPECT_EQ(served.Stop(), 0);
   answerer.join();
   client.join();
   EXPECT_TRUE(client_status.ok()) << client_status.error_message();
@@ -232,24 +239,16 @@ class FinishesFromItsOwnThread final
 
 TEST(StreamCallTest, StreamsFinishedFromOtherThreadsEndCleanly) {
   Health::AsyncService service;
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  builder.RegisterService(&service);
-  CompletionQueues queues(&builder, 2);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
+  ServerOf served(&service, 2);
+  ASSERT_NE(served.server, nullptr);
   std::atomic<int> done{0};
   ServeServerStream(
-      &queues, &service, &Health::AsyncService::RequestWatch,
+      served.queues.get(), &service, &Health::AsyncService::RequestWatch,
       [&](grpc::ServerContext*,
           const HealthCheckRequest*) -> WriteReactor<HealthCheckResponse>* {
         return new FinishesFromItsOwnThread(&done);
       });
-  queues.Start();
-  auto stub = Health::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  served.queues->Start();
   constexpr int kStreams = 500;
   std::vector<std::thread> clients;
   std::atomic<int> answered{0};
@@ -257,7 +256,7 @@ TEST(StreamCallTest, StreamsFinishedFromOtherThreadsEndCleanly) {
     clients.emplace_back([&] {
       for (int i = 0; i < kStreams / 4; ++i) {
         grpc::ClientContext context;
-        auto reader = stub->Watch(&context, HealthCheckRequest());
+        auto reader = served.stub->Watch(&context, HealthCheckRequest());
         HealthCheckResponse response;
         int reads = 0;
         while (reader->Read(&response)) ++reads;
@@ -267,11 +266,10 @@ TEST(StreamCallTest, StreamsFinishedFromOtherThreadsEndCleanly) {
   }
   for (auto& c : clients) c.join();
   EXPECT_EQ(answered.load(), kStreams);
-  EXPECT_TRUE(
-      queues.open_calls()->WaitUntilNone(absl::Now() + absl::Seconds(5)));
+  EXPECT_TRUE(served.queues->open_calls()->WaitUntilNone(absl::Now() +
+                                                         absl::Seconds(5)));
   EXPECT_EQ(done.load(), kStreams);
-  server->Shutdown(std::chrono::system_clock::now());
-  EXPECT_EQ(queues.Shutdown(absl::Now() + absl::Seconds(5)), 0);
+  EXPECT_EQ(served.Stop(), 0);
 }
 
 }  // namespace
