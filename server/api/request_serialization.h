@@ -30,8 +30,9 @@ namespace tappa::api {
 std::string DescribeParseFailure(const google::protobuf::Descriptor* descriptor,
                                  const std::string& bytes);
 
-// Deserialize for request messages. gRPC 1.51's callback API answers
-// UNIMPLEMENTED (dropping our status) when deserialization fails, so a
+// Deserialize for request messages. gRPC 1.51 drops our status when
+// deserialization fails (the callback API answers UNIMPLEMENTED, the async
+// API cancels the call as INTERNAL "Unable to parse request"), so a
 // message that does not parse is instead delivered to the handler empty,
 // carrying DescribeParseFailure's text in an unknown field that handlers read
 // with DecodeError(). A top-level string field named `request_id` that is

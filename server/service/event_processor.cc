@@ -99,7 +99,11 @@ struct EventProcessor::Operation {
   // The contact was released to its next event once this one's first
   // commit was sent (ContactSequencer::Release).
   bool released = false;
-  uint64_t seq = 0;    // its place in its contact's order (the sequencer's)
+  uint64_t seq = 0;   // its place in its contact's order (the sequencer's)
+  absl::Time queued;  // real time it asked its contact's sequencer to run
+  // Set when it had to wait: the events then ahead of it in its contact's
+  // queue, the one running included.
+  size_t waited_behind = 0;
   absl::Time started;  // real time of the first attempt
   Done done;
 };
@@ -162,15 +166,22 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   }
   op->request.set_contact_id(*first);
   op->sequenced_on = *first;
-  // Asked only when the contact is busy. Twice the estimate: the average
-  // lags when the load rises, and an event admitted on a low estimate would
-  // expire in the queue after its caller waited the whole deadline
-  // (measured at twice the web mix maximum: 1,139 events expired queued
-  // with the estimate alone, 110 with twice it).
-  auto in_time = [this, deadline](size_t ahead) {
-    const int64_t hold_ns = hold_ns_.load(std::memory_order_relaxed);
-    return absl::Nanoseconds(hold_ns) * static_cast<double>(2 * (ahead + 1)) <=
-           deadline - absl::Now();
+  // Asked only when the contact is busy (under the sequencer's lock, before
+  // the task can run). Twice the estimate: the average lags when the load
+  // rises, and an event admitted on a low estimate would expire in the
+  // queue after its caller waited the whole deadline (measured at twice the
+  // web mix maximum: 1,139 events expired queued with the estimate alone,
+  // 110 with twice it).
+  op->queued = absl::Now();
+  // The first event to wait is always admitted: the estimate learns only
+  // from events that waited, so refusing every one would keep a high
+  // estimate from ever coming down.
+  auto in_time = [this, deadline, raw = op.get()](size_t ahead) {
+    const int64_t wait_ns = wait_per_event_ns_.load(std::memory_order_relaxed);
+    raw->waited_behind = ahead + 1;
+    return ahead == 0 ||
+           absl::Nanoseconds(wait_ns) * static_cast<double>(2 * (ahead + 1)) <=
+               deadline - raw->queued;
   };
   // A refused task is dropped unrun: the event is answered from here.
   if (!sequencer_.Run(
@@ -214,7 +225,10 @@ void EventProcessor::Attempt(std::shared_ptr<Operation> op) {
 }
 
 void EventProcessor::StartAttempt(Operation& op) {
-  if (++op.attempts == 1) op.started = absl::Now();
+  if (++op.attempts == 1) {
+    op.started = absl::Now();
+    if (op.waited_behind > 0) NoteWait(op);
+  }
   // Server time decides counting: read it per attempt so a retry after a
   // conflict counts in the right bucket.
   op.receive_time = runtime_.clock->Now();
@@ -395,7 +409,6 @@ void EventProcessor::Apply(std::shared_ptr<Operation> op, EventRead read) {
         }
       });
   if (release) {
-    NoteHold(*op);
     // The contact it is sequenced on (a retry's redirect may change its id
     // on another thread by now; this one never changes).
     sequencer_.Release(op->sequenced_on);
@@ -410,19 +423,24 @@ void EventProcessor::Defer(std::shared_ptr<Operation> op) {
       [this, op]() mutable { Attempt(std::move(op)); }, released);
 }
 
-void EventProcessor::NoteHold(const Operation& op) {
-  // A moving average over about the last 16 events: one slow event moves it
-  // by a sixteenth, not enough to refuse a hot contact's usual queue
-  // (racing updates may lose one sample: harmless for an estimate).
-  const int64_t held = absl::ToInt64Nanoseconds(absl::Now() - op.started);
-  const int64_t average = hold_ns_.load(std::memory_order_relaxed);
-  hold_ns_.store(average + (held - average) / 16, std::memory_order_relaxed);
+void EventProcessor::NoteWait(const Operation& op) {
+  // A moving average over about the last 16 events that waited: one slow
+  // wait moves it by a sixteenth, not enough to refuse a hot contact's
+  // usual queue (racing updates may lose one sample: harmless for an
+  // estimate).
+  const int64_t per_event = absl::ToInt64Nanoseconds(op.started - op.queued) /
+                            static_cast<int64_t>(op.waited_behind);
+  const int64_t average = wait_per_event_ns_.load(std::memory_order_relaxed);
+  // The first sample stands alone: an average started at 0 would admit
+  // everything until sixteen events had waited.
+  wait_per_event_ns_.store(
+      average == 0 ? per_event : average + (per_event - average) / 16,
+      std::memory_order_relaxed);
 }
 
 void EventProcessor::Finish(std::shared_ptr<Operation> op,
                             absl::StatusOr<TrackEventResponse> result) {
   const bool released = op->released;
-  if (!released) NoteHold(*op);
   Done done = std::move(op->done);
   std::string contact = op->sequenced_on;
   op.reset();

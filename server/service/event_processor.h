@@ -79,17 +79,19 @@ class EventProcessor {
   // Gives `op`'s turn back to its contact's sequencer, to attempt again
   // once none of the contact's commits is in flight.
   void Defer(std::shared_ptr<Operation> op);
-  // Adds the time `op` held its contact (first attempt to release or
-  // answer) to hold_ns_.
-  void NoteHold(const Operation& op);
+  // Adds how long `op` waited for its contact, per event it waited behind,
+  // to wait_per_event_ns_.
+  void NoteWait(const Operation& op);
 
   Runtime runtime_;
   ContactSequencer sequencer_;
-  // How long an event recently held its contact in the sequencer (first
-  // attempt to its release or answer; a moving average, ns, real time): the
-  // wait of an event queued behind n others is about (n + 1) times this, and
-  // Track() refuses it when twice that exceeds its deadline.
-  std::atomic<int64_t> hold_ns_{0};
+  // How long an event that had to wait for its contact recently waited per
+  // event ahead of it, the running one included (a moving average, ns, real
+  // time). Measured rather than derived from how long events take: a
+  // contact's events are pipelined, so its queue drains faster than one
+  // event's duration per event. Track() refuses an event when twice this
+  // times its place in the queue exceeds its deadline.
+  std::atomic<int64_t> wait_per_event_ns_{0};
 };
 
 }  // namespace tappa::server
