@@ -1,8 +1,9 @@
 #include "server/tokens/decision_token.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <array>
@@ -181,9 +182,24 @@ absl::Status ValidateDecisionTokenClaims(const DecisionTokenClaims& claims) {
 }
 
 DecisionTokenSigner::DecisionTokenSigner(std::string key, absl::Duration ttl)
-    : key_(std::move(key)), key_id_(KeyId(key_)), ttl_(ttl) {}
+    : key_(std::move(key)), key_id_(KeyId(key_)), ttl_(ttl) {
+  EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  keyed_mac_ = hmac == nullptr ? nullptr : EVP_MAC_CTX_new(hmac);
+  EVP_MAC_free(hmac);  // the context holds its own reference
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_end()};
+  if (keyed_mac_ == nullptr ||
+      EVP_MAC_init(keyed_mac_,
+                   reinterpret_cast<const unsigned char*>(key_.data()),
+                   key_.size(), params) != 1) {
+    Fatal("HMAC-SHA256 setup failed");
+  }
+}
 
 DecisionTokenSigner::~DecisionTokenSigner() {
+  EVP_MAC_CTX_free(keyed_mac_);  // cleanses its key schedule
   // Best effort: keeps the key out of freed memory and core dumps.
   OPENSSL_cleanse(key_.data(), key_.size());
 }
@@ -256,13 +272,17 @@ std::unique_ptr<DecisionTokenSigner> DecisionTokenSigner::WithRandomKey(
 
 std::string DecisionTokenSigner::Mac(absl::string_view data) const {
   unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-           mac, &size) == nullptr ||
-      size != kMacBytes) {
-    Fatal("HMAC-SHA256 failed");
-  }
+  size_t size = 0;
+  // A copy of the keyed context, so concurrent calls share nothing but a
+  // read of it.
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(keyed_mac_);
+  const bool ok =
+      ctx != nullptr &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) == 1 &&
+      EVP_MAC_final(ctx, mac, &size, sizeof(mac)) == 1;
+  EVP_MAC_CTX_free(ctx);
+  if (!ok || size != kMacBytes) Fatal("HMAC-SHA256 failed");
   return absl::WebSafeBase64Escape(
       absl::string_view(reinterpret_cast<const char*>(mac), size));
 }
