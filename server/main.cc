@@ -442,6 +442,12 @@ int Run() {
   // health included: gRPC's own health service is on the callback API.
   grpc::EnableDefaultHealthCheckService(false);
   rpc::HealthService health;
+  // The names health checks may ask about ("" = the whole server): known,
+  // and NOT_SERVING, from the first call on.
+  constexpr const char* kHealthNames[] = {"", "tappa.v1.JourneyService",
+                                          "tappa.v1.DecisionService",
+                                          "tappa.v1.FollowUpService"};
+  for (const char* name : kHealthNames) health.SetServingStatus(name, false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
@@ -485,10 +491,8 @@ int Run() {
           RedisCommandSync(**redis, {"PING"}, absl::Seconds(1));
       bool serving_now =
           pong.ok() && !pong->is_error() && rulesets.Get() != nullptr;
-      for (const char* service :
-           {"", "tappa.v1.JourneyService", "tappa.v1.DecisionService",
-            "tappa.v1.FollowUpService"}) {
-        health.SetServingStatus(service, serving_now);
+      for (const char* name : kHealthNames) {
+        health.SetServingStatus(name, serving_now);
       }
       metrics.SetCallsInFlight(admission.inflight());
       if (serving_now && absl::Now() >= next_count) {
