@@ -173,7 +173,18 @@ class DecideBatchReactor final
     Perform(std::move(actions));
   }
 
-  void OnDone() override { delete this; }
+  // Records the stream, now that whether the client cancelled it is known
+  // for sure: on the async API a cancellation can show as the end of the
+  // reads before ServerContext::IsCancelled says so, and the stream then
+  // finishes as if half-closed.
+  void OnDone() override {
+    const grpc::StatusCode code =
+        context_->IsCancelled() ? grpc::StatusCode::CANCELLED : finished_code_;
+    runtime_.metrics->RecordRequest(Method::kDecideBatch,
+                                    static_cast<int>(code),
+                                    absl::Now() - stream_start_);
+    delete this;
+  }
 
  private:
   // A request taken: a decision to run (`decision` set), or an answer
@@ -377,12 +388,10 @@ class DecideBatchReactor final
     runtime_.metrics->AddDecideBatchPending(n);
   }
 
-  // Records the stream and finishes it; the reactor may be deleted as soon
-  // as Finish is called, so nothing of it is touched afterwards.
+  // Finishes the stream (OnDone records it); the reactor may be deleted as
+  // soon as Finish is called, so nothing of it is touched afterwards.
   void FinishStream(const grpc::Status& status) {
-    runtime_.metrics->RecordRequest(Method::kDecideBatch,
-                                    static_cast<int>(status.error_code()),
-                                    absl::Now() - stream_start_);
+    finished_code_ = status.error_code();
     Finish(status);
   }
 
@@ -410,7 +419,9 @@ class DecideBatchReactor final
   bool half_closed_ ABSL_GUARDED_BY(mu_) = false;  // the client is done
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;    // nothing more is written
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;    // Finish was taken on
-  bool busy_ ABSL_GUARDED_BY(mu_) = false;         // counted in busy_streams
+  // The status Finish sent: written before Finish, read in OnDone.
+  grpc::StatusCode finished_code_ = grpc::StatusCode::OK;
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;  // counted in busy_streams
 };
 
 }  // namespace
