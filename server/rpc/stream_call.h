@@ -11,7 +11,9 @@
 //   - OnReadDone and OnWriteDone may run at the same time on two queue
 //     threads;
 //   - OnCancel runs once if the call ends without a Finish of the server's
-//     (client gone, deadline passed, server shutting down);
+//     (client gone, deadline passed, server shutting down). A cancellation
+//     may show first as a failed read or write: ServerContext::IsCancelled
+//     is only sure from OnCancel or OnDone on;
 //   - the reactor must call Finish exactly once, even after OnCancel;
 //   - OnDone runs last, once every operation has completed, and is where a
 //     reactor deletes itself; nothing of the call may be used after it.
