@@ -23,12 +23,12 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace tappa::rpc {
@@ -43,20 +43,33 @@ class CompletionTag {
   ~CompletionTag() = default;
 };
 
+// A tag that runs `on` of `object` with the operation's outcome: a call
+// gives each of its operations one.
+template <typename T>
+class MemberTag final : public CompletionTag {
+ public:
+  MemberTag(T* object, void (T::*on)(bool)) : object_(object), on_(on) {}
+  void Proceed(bool ok) override { (object_->*on_)(ok); }
+
+ private:
+  T* const object_;
+  void (T::*const on_)(bool);
+};
+
 // Calls the application still holds. Shutdown waits for none to be left
 // before it shuts the queues: an operation started on a call whose queue is
 // shut down aborts the process.
 class OpenCalls {
  public:
-  void Add();
-  void Remove();
-  // True once no call is open; false when `deadline` passes first.
+  void Add() { open_.fetch_add(1, std::memory_order_relaxed); }
+  void Remove() { open_.fetch_sub(1, std::memory_order_release); }
+  // True once no call is open; false when `deadline` passes first. Polls
+  // (shutdown only): the calls' path pays one atomic add each way.
   bool WaitUntilNone(absl::Time deadline);
-  int64_t open() const;
+  int64_t open() const { return open_.load(std::memory_order_acquire); }
 
  private:
-  mutable absl::Mutex mu_;
-  int64_t open_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<int64_t> open_{0};
 };
 
 // A served method: arms one call-in-waiting on a queue. Owned by

@@ -21,33 +21,17 @@ class HealthService::Watcher final : public WriteReactor<HealthCheckResponse> {
       : health_(health), service_(std::move(service)) {}
 
   void Notify(Status status) {
-    Next next;
-    {
-      absl::MutexLock lock(&mu_);
-      latest_ = status;
-      next = TakeNext();
-    }
-    Issue(next);
+    Update([&] { latest_ = status; });
   }
   void End() {
-    Next next;
-    {
-      absl::MutexLock lock(&mu_);
-      ending_ = true;
-      next = TakeNext();
-    }
-    Issue(next);
+    Update([&] { ending_ = true; });
   }
 
   void OnWriteDone(bool ok) override {
-    Next next;
-    {
-      absl::MutexLock lock(&mu_);
+    Update([&] {
       writing_ = false;
-      if (!ok) gone_ = ending_ = true;
-      next = TakeNext();
-    }
-    Issue(next);
+      if (!ok) gone_ = ending_ = true;  // the client is gone
+    });
   }
   void OnCancel() override { End(); }
   void OnDone() override {
@@ -63,6 +47,18 @@ class HealthService::Watcher final : public WriteReactor<HealthCheckResponse> {
 
  private:
   enum class Next { kNothing, kWrite, kFinish };
+
+  // Applies `change` under the mutex, then issues what it made due.
+  template <typename Change>
+  void Update(Change change) {
+    Next next;
+    {
+      absl::MutexLock lock(&mu_);
+      change();
+      next = TakeNext();
+    }
+    Issue(next);
+  }
 
   Next TakeNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || finished_) return Next::kNothing;

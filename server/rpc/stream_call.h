@@ -214,13 +214,6 @@ class StreamMethod final : public ServedMethod {
     }
 
    private:
-    struct Tag final : CompletionTag {
-      Tag(Call* call, void (Call::*on)(bool)) : call(call), on(on) {}
-      void Proceed(bool ok) override { (call->*on)(ok); }
-      Call* const call;
-      void (Call::*const on)(bool);
-    };
-
     void Arrived(bool ok) {
       if (!ok) {  // the server is shutting down; `done_` never comes
         delete this;
@@ -279,11 +272,11 @@ class StreamMethod final : public ServedMethod {
     std::conditional_t<kBidi, NoReads, Request> request_;
     Stream stream_;
     Reactor* reactor_ = nullptr;
-    Tag arrived_{this, &Call::Arrived};
-    Tag read_{this, &Call::ReadDone};
-    Tag write_{this, &Call::WriteDone};
-    Tag finished_{this, &Call::FinishDone};
-    Tag done_{this, &Call::CallDone};
+    MemberTag<Call> arrived_{this, &Call::Arrived};
+    MemberTag<Call> read_{this, &Call::ReadDone};
+    MemberTag<Call> write_{this, &Call::WriteDone};
+    MemberTag<Call> finished_{this, &Call::FinishDone};
+    MemberTag<Call> done_{this, &Call::CallDone};
     absl::Mutex mu_;
     int pending_ ABSL_GUARDED_BY(mu_) = 0;  // operations not yet completed
     bool finish_started_ ABSL_GUARDED_BY(mu_) = false;

@@ -56,40 +56,35 @@ class UnaryMethod final : public ServedMethod {
   }
 
  private:
-  class Call final : public CompletionTag, public UnaryReactor {
+  class Call final : public UnaryReactor {
    public:
     Call(UnaryMethod* method, grpc::ServerCompletionQueue* queue)
         : method_(method), queue_(queue), writer_(&context_) {
       // Without it ServerContext::IsCancelled does not work on this API.
       context_.AsyncNotifyWhenDone(&done_);
       (method_->owner_->*method_->request_)(&context_, &request_, &writer_,
-                                            queue_, queue_, this);
-    }
-
-    void Proceed(bool ok) override {
-      if (!arrived_) {
-        if (!ok) {  // the server is shutting down
-          delete this;
-          return;
-        }
-        arrived_ = true;
-        method_->Arm(queue_);  // the next call waits before this one runs
-        method_->open_calls_->Add();
-        method_->handler_(&context_, &request_, &response_, this);
-        return;
-      }
-      Completed();
+                                            queue_, queue_, &arrived_);
     }
 
     void Finish(grpc::Status status) override {
-      writer_.Finish(response_, status, this);
+      writer_.Finish(response_, status, &answered_);
     }
 
    private:
+    void Arrived(bool ok) {
+      if (!ok) {  // the server is shutting down; `done_` never comes
+        delete this;
+        return;
+      }
+      method_->Arm(queue_);  // the next call waits before this one runs
+      method_->open_calls_->Add();
+      method_->handler_(&context_, &request_, &response_, this);
+    }
+
     // The call's end (`done_`) and the answer's (Finish) both come back,
     // in either order, maybe on two threads; after the second nothing refers
     // to the call.
-    void Completed() {
+    void Completed(bool) {
       if (completions_left_.fetch_sub(1, std::memory_order_acq_rel) != 1) {
         return;
       }
@@ -98,20 +93,15 @@ class UnaryMethod final : public ServedMethod {
       open_calls->Remove();
     }
 
-    struct DoneTag final : CompletionTag {
-      explicit DoneTag(Call* call) : call(call) {}
-      void Proceed(bool) override { call->Completed(); }
-      Call* const call;
-    };
-
     UnaryMethod* const method_;
     grpc::ServerCompletionQueue* const queue_;
     grpc::ServerContext context_;
     Request request_;
     Response response_;
     grpc::ServerAsyncResponseWriter<Response> writer_;
-    bool arrived_ = false;  // only touched on the queue's thread
-    DoneTag done_{this};
+    MemberTag<Call> arrived_{this, &Call::Arrived};
+    MemberTag<Call> answered_{this, &Call::Completed};
+    MemberTag<Call> done_{this, &Call::Completed};
     std::atomic<int> completions_left_{2};
   };
 

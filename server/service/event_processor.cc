@@ -99,11 +99,11 @@ struct EventProcessor::Operation {
   // The contact was released to its next event once this one's first
   // commit was sent (ContactSequencer::Release).
   bool released = false;
-  uint64_t seq = 0;   // its place in its contact's order (the sequencer's)
-  absl::Time queued;  // real time it asked its contact's sequencer to run
+  uint64_t seq = 0;  // its place in its contact's order (the sequencer's)
   // Set when it had to wait: the events then ahead of it in its contact's
-  // queue, the one running included.
+  // queue, the one running included, and the real time it began to wait.
   size_t waited_behind = 0;
+  absl::Time queued;
   absl::Time started;  // real time of the first attempt
   Done done;
 };
@@ -172,13 +172,13 @@ void EventProcessor::Track(const tappa::v1::TrackEventRequest& request,
   // queue after its caller waited the whole deadline (measured at twice the
   // web mix maximum: 1,139 events expired queued with the estimate alone,
   // 110 with twice it).
-  op->queued = absl::Now();
   // The first event to wait is always admitted: the estimate learns only
   // from events that waited, so refusing every one would keep a high
   // estimate from ever coming down.
   auto in_time = [this, deadline, raw = op.get()](size_t ahead) {
     const int64_t wait_ns = wait_per_event_ns_.load(std::memory_order_relaxed);
     raw->waited_behind = ahead + 1;
+    raw->queued = absl::Now();
     return ahead == 0 ||
            absl::Nanoseconds(wait_ns) * static_cast<double>(2 * (ahead + 1)) <=
                deadline - raw->queued;
