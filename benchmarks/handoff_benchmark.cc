@@ -3,14 +3,20 @@
 // each waking a gRPC queue thread, a Redis loop and the queue thread again.
 // Floor of the same run: the same eventfd write and read done by one thread,
 // which never sleeps (the system calls without the wake-up).
+// A third benchmark measures how late a sleeping thread wakes (the tail of
+// every hand-off, and of the load generator's open-loop sends).
 // Run: build/benchmarks/handoff_benchmark --benchmark_repetitions=5
 //      --benchmark_report_aggregates_only=true
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <thread>
+#include <vector>
 
 #include "benchmark/benchmark.h"
 
@@ -73,6 +79,48 @@ void BM_RoundTripToAnotherThread(benchmark::State& state) {
       cpu * 1e6 / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_RoundTripToAnotherThread)->UseRealTime();
+
+int64_t MonotonicNanos() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+// A thread sleeps until an absolute time `range(0)` microseconds ahead, with
+// 1 us of timer slack (as the load generator's sender), and the benchmark
+// reports how late it woke: p50, p99 and p99.9 in microseconds. The CPU is
+// idle in between, so each wake-up is a wake from idle, as when calls arrive
+// one at a time.
+void BM_TimedWakeLateness(benchmark::State& state) {
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+  const int64_t gap_ns = state.range(0) * 1000;
+  std::vector<int64_t> late;
+  late.reserve(state.max_iterations);
+  int64_t next = MonotonicNanos();
+  for (auto _ : state) {
+    next += gap_ns;
+    timespec at{static_cast<time_t>(next / 1000000000),
+                static_cast<long>(next % 1000000000)};
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr);
+    const int64_t now = MonotonicNanos();
+    late.push_back(now - next);
+    next = std::max(next, now - gap_ns);  // a long stall does not cascade
+  }
+  std::sort(late.begin(), late.end());
+  auto at = [&](double q) {
+    return static_cast<double>(
+               late[static_cast<size_t>(q * (late.size() - 1))]) /
+           1e3;
+  };
+  state.counters["late_p50_us"] = at(0.5);
+  state.counters["late_p99_us"] = at(0.99);
+  state.counters["late_p999_us"] = at(0.999);
+}
+BENCHMARK(BM_TimedWakeLateness)
+    ->Arg(100)
+    ->Arg(500)
+    ->Iterations(10000)
+    ->UseRealTime();
 
 }  // namespace
 
