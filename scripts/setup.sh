@@ -18,6 +18,7 @@ PACKAGES=(
   redis-server redis-tools
   prometheus
   openssl
+  python3  # loadtests/run's report and its test
 )
 
 # Node.js and npm (for buf) are usually present; install Debian's only when absent,
