@@ -16,9 +16,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <thread>
-#include <vector>
 
 #include "benchmark/benchmark.h"
+#include "loadtests/latency_histogram.h"
 
 namespace {
 
@@ -94,8 +94,7 @@ int64_t MonotonicNanos() {
 void BM_TimedWakeLateness(benchmark::State& state) {
   prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   const int64_t gap_ns = state.range(0) * 1000;
-  std::vector<int64_t> late;
-  late.reserve(state.max_iterations);
+  tappa::loadtests::LatencyHistogram late;
   int64_t next = MonotonicNanos();
   for (auto _ : state) {
     next += gap_ns;
@@ -103,18 +102,12 @@ void BM_TimedWakeLateness(benchmark::State& state) {
                 static_cast<long>(next % 1000000000)};
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr);
     const int64_t now = MonotonicNanos();
-    late.push_back(now - next);
+    late.Record(now - next);
     next = std::max(next, now - gap_ns);  // a long stall does not cascade
   }
-  std::sort(late.begin(), late.end());
-  auto at = [&](double q) {
-    return static_cast<double>(
-               late[static_cast<size_t>(q * (late.size() - 1))]) /
-           1e3;
-  };
-  state.counters["late_p50_us"] = at(0.5);
-  state.counters["late_p99_us"] = at(0.99);
-  state.counters["late_p999_us"] = at(0.999);
+  state.counters["late_p50_us"] = late.Percentile(50) / 1e3;
+  state.counters["late_p99_us"] = late.Percentile(99) / 1e3;
+  state.counters["late_p999_us"] = late.Percentile(99.9) / 1e3;
 }
 BENCHMARK(BM_TimedWakeLateness)
     ->Arg(100)

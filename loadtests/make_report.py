@@ -23,11 +23,12 @@ PHASES = [
     ("web", "web mix 80% NBA / 18% TrackEvent / 2% ReportOutcome, closed loop (max)"),
     ("ingest", "TrackEvents batches of 100, closed loop (8 in flight)"),
     ("campaign", "DecideBatch, one stream, email placements (outbound campaign): decisions/s"),
-    ("open-empty-low", "floor: empty RPC, open loop at the low rate"),
-    ("open-nba-low", "NextBestAction, open loop at the low rate"),
-    ("open-empty", "floor: empty RPC, open loop at the target rate"),
-    ("open-nba", "NextBestAction, open loop at the offered rate"),
-    ("open", "web mix, open loop at the offered rate"),
+    # Open loop below: labelled "<description>, open loop at <rate> offered".
+    ("open-empty-low", "floor: empty RPC"),
+    ("open-nba-low", "NextBestAction"),
+    ("open-empty", "floor: empty RPC"),
+    ("open-nba", "NextBestAction"),
+    ("open", "web mix"),
     ("overload", "web mix, open loop at twice its maximum"),
     ("recovery", "web mix, open loop right after the overload"),
     ("campaign-1m", "DecideBatch, a stream of requests drained to the last answer"),
@@ -153,15 +154,10 @@ def main():
         if t["degraded"]:
             err_text += f" + {t['degraded']} degraded"
         label = desc
-        if name == "open":
-            label = f"web mix, open loop at {d['offered_rate']:,.0f} calls/s offered"
-        if name in ("open-nba", "open-nba-low"):
-            label = f"NextBestAction, open loop at {d['offered_rate']:,.0f} calls/s offered"
-        if name in ("open-empty", "open-empty-low"):
-            label = (f"floor: empty RPC, open loop at {d['offered_rate']:,.0f} calls/s "
-                     "offered")
         if name in ("overload", "recovery"):
             label = f"{desc}: {d['offered_rate']:,.0f} calls/s offered"
+        elif d.get("mode") == "open":
+            label = f"{desc}, open loop at {d['offered_rate']:,.0f} calls/s offered"
         if name == "campaign-1m":
             label = (f"DecideBatch, one stream of {d.get('requests', 0):,} requests drained "
                      f"to the last answer in {d['duration_s']:.1f} s: decisions/s")
@@ -207,9 +203,8 @@ def main():
           f"by status): {server_side}; a call the client could not send before its "
           f"deadline never reaches the server.")
     lags = []
-    for name in ("open-empty-low", "open-nba-low", "open-empty", "open-nba", "open",
-                 "overload", "recovery"):
-        if data[name]:
+    for name, _ in PHASES:
+        if data[name] and data[name].get("mode") == "open":
             lag = data[name].get("send_lag", {})
             lags.append(f"`{name}` {ms(lag.get('p99_us', 0))} / {ms(lag.get('max_us', 0))}")
     if lags:

@@ -33,6 +33,7 @@ def phase(rate, lat, offered=0, errors=None, degraded=0):
             "errors": errors, "degraded": degraded, "items_per_s": rate * 100,
             "accepted_latency": lat,
         },
+        "mode": "open" if offered else "closed",
         "offered_rate": offered, "duration_s": 12.0, "warmup_s": 3.0,
         "client_cpu_s": 1.0, "send_lag": {"p99_us": 500, "max_us": 900},
     }
@@ -84,6 +85,13 @@ class MakeReportTest(unittest.TestCase):
         self.assertEqual(len(lines), 1, f"{starts!r} in:\n{report}")
         return lines[0]
 
+    def assert_web_latency(self, report, target, measured, verdict):
+        """The web mix's open-loop `target` ("p99 <" or "p99.9") line reads
+        `measured` (the figure and the floor beside it) and `verdict`."""
+        line = self.target_line(report, f"web mix, open loop at 50% of NBA max: {target}")
+        self.assertIn(measured, line)
+        self.assertIn(verdict, line)
+
     def test_throughput_ratios_are_judged_against_the_empty_rpc(self):
         report = self.report(self.base_phases())
         # Just either side: 20,400 / 40,000 = 51% passes 50%; 15,600 / 40,000
@@ -104,12 +112,10 @@ class MakeReportTest(unittest.TestCase):
                       report)
         self.assertIn("| empty RPC, open loop at 12,000 calls/s | 0.12 | 1.20 | 2.50 |",
                       report)
-        p99 = self.target_line(report, "web mix, open loop at 50% of NBA max: p99 <")
-        self.assertIn("1.50 ms (empty RPC at the same rate: 1.20 ms)", p99)
-        self.assertIn("**pass**", p99)
-        p999 = self.target_line(report, "web mix, open loop at 50% of NBA max: p99.9")
-        self.assertIn("4.00 ms (empty RPC at the same rate: 2.50 ms)", p999)
-        self.assertIn("**pass**", p999)
+        self.assert_web_latency(report, "p99 <",
+                                "1.50 ms (empty RPC at the same rate: 1.20 ms)", "**pass**")
+        self.assert_web_latency(report, "p99.9",
+                                "4.00 ms (empty RPC at the same rate: 2.50 ms)", "**pass**")
 
     def test_a_slow_open_loop_fails_even_when_its_floor_is_slow(self):
         phases = self.base_phases()
@@ -117,12 +123,10 @@ class MakeReportTest(unittest.TestCase):
         # Just over both limits (2 ms, 5 ms): the targets are absolute.
         phases["open"] = phase(12000, latency(900, 2100, 5100), offered=12000)
         report = self.report(phases)
-        p99 = self.target_line(report, "web mix, open loop at 50% of NBA max: p99 <")
-        self.assertIn("2.10 ms (empty RPC at the same rate: 6.00 ms)", p99)
-        self.assertIn("**FAIL**", p99)
-        p999 = self.target_line(report, "web mix, open loop at 50% of NBA max: p99.9")
-        self.assertIn("5.10 ms (empty RPC at the same rate: 11.00 ms)", p999)
-        self.assertIn("**FAIL**", p999)
+        self.assert_web_latency(report, "p99 <",
+                                "2.10 ms (empty RPC at the same rate: 6.00 ms)", "**FAIL**")
+        self.assert_web_latency(report, "p99.9",
+                                "5.10 ms (empty RPC at the same rate: 11.00 ms)", "**FAIL**")
 
     def test_errors_of_any_measured_phase_fail_zero_errors_but_overload(self):
         phases = self.base_phases()
